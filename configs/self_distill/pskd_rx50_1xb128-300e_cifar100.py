@@ -1,0 +1,6 @@
+_base_ = [
+    '../_base_/models/multi_exit_rx50.py', '../_base_/datasets/cifar100.py',
+    '../_base_/schedules/sgd_300e_cifar.py', '../_base_/default_runtime.py'
+]
+# Paper A Table 1: rx50 + PS-KD (alpha_T = 0.8).
+model = dict(pskd=dict(alpha_t=0.8))

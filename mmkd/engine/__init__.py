@@ -1,0 +1,3 @@
+import mmdet.engine  # noqa: F401  (parent registries do not run their locations imports)
+
+from .hooks import *  # noqa: F401,F403

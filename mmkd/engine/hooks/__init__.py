@@ -1,0 +1,3 @@
+from .pskd_memory_hook import PSKDMemoryHook
+
+__all__ = ['PSKDMemoryHook']

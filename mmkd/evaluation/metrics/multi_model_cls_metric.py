@@ -1,0 +1,136 @@
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.evaluator import BaseMetric
+from torch import Tensor
+
+from mmkd.registry import METRICS
+from ..functional import (aurc_eaurc, expected_calibration_error,
+                          negative_log_likelihood, topk_error)
+
+
+@METRICS.register_module()
+class MultiModelClsMetric(BaseMetric):
+    """Classification metrics of SPEC.md §7 for every model of a distiller.
+
+    The model's ``predict`` returns, per batch, a list holding one
+    batch-level dict (no per-sample data elements)::
+
+        dict(sample_idx=LongTensor(B), gt_label=LongTensor(B),
+             probs={'teacher': Tensor(B, C), 'student0': Tensor(B, C), ...})
+
+    For each model name ``m`` in ``probs`` (in the order of the first batch)
+    the result holds ``m/top1_acc``, ``m/top{k}_err`` for every k in
+    ``topk``, ``m/nll``, ``m/ece`` (%), ``m/aurc`` and ``m/eaurc``
+    (both x1000).
+
+    Samples are de-duplicated by ``sample_idx``, keeping the first
+    occurrence: under DDP the sampler pads the last batch by repeating
+    samples, and mmengine's truncation to the dataset size counts results,
+    which here are batches, so it cannot drop them.
+
+    Args:
+        topk (Sequence[int]): The k of each reported top-k error; k is
+            clamped to the number of classes. Defaults to (1, 5).
+        num_bins (int): Number of equal-width ECE bins. Defaults to 10.
+        collect_device (str): Device used to collect results across ranks,
+            ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
+        prefix (str, optional): Prefix added to every key. Defaults to None,
+            since the keys already start with the model name.
+    """
+    default_prefix: Optional[str] = None
+
+    def __init__(self,
+                 topk: Sequence[int] = (1, 5),
+                 num_bins: int = 10,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if len(topk) == 0 or any(int(k) != k or k < 1 for k in topk):
+            raise ValueError('`topk` must be a non-empty sequence of '
+                             f'positive integers, got {topk}')
+        if num_bins < 1:
+            raise ValueError(f'`num_bins` must be >= 1, got {num_bins}')
+        self.topk = tuple(int(k) for k in topk)
+        self.num_bins = num_bins
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        """Store each batch dict as detached CPU tensors.
+
+        Args:
+            data_batch (Any): The batch from the dataloader; unused.
+            data_samples (Sequence[dict]): The outputs of ``predict``: one
+                dict per batch with ``sample_idx`` (B,), ``gt_label`` (B,)
+                and ``probs``, a dict of (B, C) tensors keyed by model name.
+        """
+        for batch in data_samples:
+            missing = {'sample_idx', 'gt_label', 'probs'} - set(batch)
+            if missing:
+                raise ValueError(
+                    f'{type(self).__name__} needs the keys {sorted(missing)} '
+                    'in the dict that predict returns per batch, got '
+                    f'{sorted(batch)}')
+            self.results.append(
+                dict(sample_idx=batch['sample_idx'].detach().long().cpu(),
+                     gt_label=batch['gt_label'].detach().long().cpu(),
+                     probs={
+                         name: p.detach().float().cpu()
+                         for name, p in batch['probs'].items()
+                     }))
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Compute every metric of every model on the de-duplicated samples.
+
+        Args:
+            results (list[dict]): The batch dicts stored by :meth:`process`,
+                gathered from all ranks.
+
+        Returns:
+            dict[str, float]: Flat dict ``{'{model}/{metric}': value}``.
+        """
+        if not results:
+            raise ValueError(f'{type(self).__name__} got no results: the '
+                             'val/test dataloader yielded no batch')
+        names = list(results[0]['probs'])
+        for i, batch in enumerate(results):
+            differ = set(names).symmetric_difference(batch['probs'])
+            if differ:
+                raise ValueError(
+                    f'model name(s) {sorted(differ)} are in `probs` of some '
+                    f'batches but missing in others (batch {i} vs batch 0); '
+                    'predict must return the same model names every batch')
+        keep = _first_occurrence(torch.cat([r['sample_idx'] for r in results]))
+        labels = torch.cat([r['gt_label'] for r in results])[keep]
+        metrics = {}
+        for name in names:
+            probs = torch.cat([r['probs'][name] for r in results])[keep]
+            metrics.update(self._model_metrics(name, probs, labels))
+        return metrics
+
+    def _model_metrics(self, name: str, probs: Tensor,
+                       labels: Tensor) -> Dict[str, float]:
+        """All metrics of one model, keyed ``'{name}/{metric}'``."""
+        out = {'top1_acc': 100.0 - topk_error(probs, labels, 1)}
+        for k in self.topk:
+            out[f'top{k}_err'] = topk_error(probs, labels, k)
+        out['nll'] = negative_log_likelihood(probs, labels)
+        out['ece'] = expected_calibration_error(probs, labels, self.num_bins)
+        out['aurc'], out['eaurc'] = aurc_eaurc(probs, labels)
+        return {f'{name}/{key}': value for key, value in out.items()}
+
+
+def _first_occurrence(sample_idx: Tensor) -> Tensor:
+    """Positions of the first occurrence of each value, in input order.
+
+    Args:
+        sample_idx (Tensor): Sample indices of shape (N,), possibly repeated.
+
+    Returns:
+        Tensor: Increasing positions of shape (n_unique,); input order is
+        kept because AURC breaks confidence ties by it.
+    """
+    unique, inverse = torch.unique(sample_idx, return_inverse=True)
+    positions = torch.arange(sample_idx.numel())
+    first = torch.full((unique.numel(), ), sample_idx.numel())
+    first.scatter_reduce_(0, inverse, positions, reduce='amin')
+    return first.sort().values

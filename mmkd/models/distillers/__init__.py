@@ -1,0 +1,3 @@
+from .multi_exit_distiller import MultiExitDistiller
+
+__all__ = ['MultiExitDistiller']

@@ -1,0 +1,3 @@
+from .exit_head import ExitHead
+
+__all__ = ['ExitHead']

@@ -1,0 +1,207 @@
+"""One classifier exit of a multi-exit network (BYOT)."""
+from typing import List, Optional, Tuple, Union
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init, kaiming_init
+from torch import Tensor
+
+from mmkd.registry import MODELS
+
+
+class SepConv(nn.Module):
+    """Two depthwise-separable 3x3 convs, the BYOT journal code's ``SepConv``.
+
+    ``dw3x3(stride) -> pw1x1 -> BN -> ReLU -> dw3x3 -> pw1x1 -> BN -> ReLU``,
+    convs without bias.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Stride of the first depthwise conv. Defaults to 2.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 stride: int = 2) -> None:
+        super().__init__()
+        c = in_channels
+        self.op = nn.Sequential(
+            nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+            nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
+            nn.Conv2d(c, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.op(x)
+
+
+class SepConvAttention(nn.Module):
+    """BYOT journal attention: ``x * sigmoid(up(relu(bn(SepConv_s2(x)))))``.
+
+    Args:
+        channels (int): Channels of the input and of the mask.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = SepConv(channels, channels, stride=2)
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        mask = self.relu(self.bn(self.conv(x)))
+        # The reference upsamples x2; resizing to x's size equals that on
+        # even sizes and still lines up when a side is odd.
+        mask = F.interpolate(
+            mask, size=x.shape[-2:], mode='bilinear', align_corners=False)
+        return x * mask.sigmoid()
+
+
+def conv_bn_relu(in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 1) -> List[nn.Module]:
+    """Conv (stride = kernel size, with bias, as in BYOT) -> BN -> ReLU."""
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size, kernel_size),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU()
+    ]
+
+
+def bottleneck_branch(in_channels: int, feat_channels: int,
+                      stride: int) -> nn.Sequential:
+    """BYOT conference branch ``branchBottleNeck``: 1x1, kxk stride k, 1x1."""
+    mid = feat_channels // 4
+    return nn.Sequential(*conv_bn_relu(in_channels, mid),
+                         *conv_bn_relu(mid, mid, stride),
+                         *conv_bn_relu(mid, feat_channels))
+
+
+def attention_sepconv_branch(in_channels: int, feat_channels: int,
+                             stride: int) -> nn.Sequential:
+    """BYOT journal branch: attention, then one stride-2 SepConv per octave."""
+    layers: List[nn.Module] = [SepConvAttention(in_channels)]
+    channels = in_channels
+    for _ in range(stride.bit_length() - 1):
+        layers.append(SepConv(channels, channels * 2, stride=2))
+        channels *= 2
+    if channels != feat_channels:
+        layers += conv_bn_relu(channels, feat_channels)
+    return nn.Sequential(*layers)
+
+
+@MODELS.register_module()
+class ExitHead(BaseModule):
+    """Classifier exit attached to one backbone stage (BYOT).
+
+    `Be Your Own Teacher <https://arxiv.org/abs/1905.08094>`_ attaches an exit
+    to every stage. A branch brings stage ``i``'s map to the deepest stage's
+    channels and size; ``pooled_feat = feat_map.mean((2, 3))`` is the feature
+    of the BYOT hint loss and ``logits = fc(pooled_feat)``.
+
+    Branches:
+
+    * ``'bottleneck'`` (BYOT conference code, paper A ResNet-18/50):
+      ``1x1 (C_i -> C_N/4) -> kxk stride k -> 1x1 (-> C_N)``, each conv with
+      bias and followed by BN and ReLU.
+    * ``'attention_sepconv'`` (BYOT journal code, paper A ResNeXt-50):
+      :class:`SepConvAttention`, then ``log2(k)`` stride-2 :class:`SepConv`
+      that each double the channels, then a 1x1 conv, BN and ReLU to ``C_N``
+      only if ``C_i * k != C_N``.
+    * ``'none'`` (the deepest exit): the stage map itself.
+
+    Args:
+        in_channels (int): Channels ``C_i`` of the stage map.
+        feat_channels (int): Channels ``C_N`` of the deepest stage map.
+        stride (int): Total downsampling ``k`` between this stage and the
+            deepest one, e.g. ``2**(N - i)`` for stage ``i`` of N; 1 for the
+            deepest exit.
+        num_classes (int): Number of classes.
+        branch (str): ``'bottleneck'``, ``'attention_sepconv'`` or ``'none'``.
+            Defaults to ``'bottleneck'``.
+        init_cfg (dict or list[dict], optional): Initialization config. When
+            None, ``init_weights`` applies Kaiming-normal (fan_out, ReLU) to
+            convs and weight 1, bias 0 to BN, as both BYOT codes do; ``fc``
+            keeps PyTorch's default. Defaults to None.
+    """
+
+    branches = ('bottleneck', 'attention_sepconv', 'none')
+
+    def __init__(self,
+                 in_channels: int,
+                 feat_channels: int,
+                 stride: int,
+                 num_classes: int,
+                 branch: str = 'bottleneck',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg)
+        self._check_args(in_channels, feat_channels, stride, branch)
+        self.branch_type = branch
+        if branch == 'bottleneck':
+            self.branch = bottleneck_branch(in_channels, feat_channels, stride)
+        elif branch == 'attention_sepconv':
+            self.branch = attention_sepconv_branch(in_channels, feat_channels,
+                                                   stride)
+        else:
+            self.branch = nn.Identity()
+        self.fc = nn.Linear(feat_channels, num_classes)
+
+    @classmethod
+    def _check_args(cls, in_channels: int, feat_channels: int, stride: int,
+                    branch: str) -> None:
+        if branch not in cls.branches:
+            raise ValueError(
+                f'branch must be one of {cls.branches}, got {branch!r}')
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f'stride must be a positive int, got {stride!r}')
+        if branch == 'none' and (in_channels != feat_channels or stride != 1):
+            raise ValueError(
+                f"branch='none' passes the stage map through, so it needs "
+                f'in_channels == feat_channels and stride == 1, got '
+                f'in_channels={in_channels}, feat_channels={feat_channels}, '
+                f"stride={stride}; use branch='bottleneck' or "
+                f"'attention_sepconv' for a shallower stage")
+        if branch == 'attention_sepconv' and stride & (stride - 1):
+            raise ValueError(
+                f"branch='attention_sepconv' halves the map once per SepConv, "
+                f'so stride must be a power of two, got {stride}')
+        if branch == 'bottleneck' and feat_channels % 4:
+            raise ValueError(
+                f"branch='bottleneck' narrows to feat_channels / 4, so "
+                f'feat_channels must be a multiple of 4, got {feat_channels}')
+
+    def init_weights(self) -> None:
+        """Kaiming-normal convs and unit BN, or ``init_cfg`` when given."""
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                kaiming_init(
+                    m,
+                    mode='fan_out',
+                    nonlinearity='relu',
+                    distribution='normal')
+            elif isinstance(m, nn.BatchNorm2d):
+                constant_init(m, 1, bias=0)
+        self._is_init = True
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Classify one stage map.
+
+        Args:
+            x (Tensor): Stage map of shape (B, in_channels, H, W).
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: ``logits`` (B, num_classes),
+            ``pooled_feat`` (B, feat_channels) and ``feat_map``
+            (B, feat_channels, H / stride, W / stride), the branch output
+            before pooling.
+        """
+        feat_map = self.branch(x)
+        pooled_feat = feat_map.mean((2, 3))
+        return self.fc(pooled_feat), pooled_feat, feat_map

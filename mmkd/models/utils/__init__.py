@@ -1,0 +1,3 @@
+from .pskd_memory import PSKDMemory
+
+__all__ = ['PSKDMemory']

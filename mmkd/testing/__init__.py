@@ -1,0 +1,3 @@
+from .cifar_format import write_cifar100
+
+__all__ = ['write_cifar100']

@@ -1,0 +1,48 @@
+"""What tools/train.py and tools/test.py share: config overrides and CPU-safe DDP set-up."""
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Point the dataset of every dataloader (and of dataset wrappers inside) at
+    ``data_root``: the one override that runs a config on the bundled sample."""
+
+    def visit(dataset):
+        if isinstance(dataset, (dict, ConfigDict)):
+            if 'data_root' in dataset:
+                dataset['data_root'] = data_root
+            for key in ('dataset', 'datasets'):
+                inner = dataset.get(key)
+                for d in inner if isinstance(inner, list) else [inner]:
+                    visit(d)
+
+    for name in _LOADERS:
+        loader = cfg.get(name)
+        if loader:
+            visit(loader.get('dataset'))
+
+
+def setup_launcher(cfg: Config, launcher: str) -> None:
+    """Apply ``--launcher`` to ``cfg``; with torchrun on a machine without GPU, start gloo here.
+
+    mmengine 0.10.7's ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` and its DDP
+    wrapper passes ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. Initialising the
+    process group before the Runner makes it skip ``init_dist``, and ``device_ids=None`` lets
+    DDP wrap CPU modules. Nothing of mmengine is patched.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher} needs GPUs; on CPU use torchrun with '
+                         '--launcher pytorch (gloo backend)')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    cfg.env_cfg = {**cfg.get('env_cfg', {}), 'dist_cfg': dict(backend='gloo')}
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+    os.environ.setdefault('LOCAL_RANK', '0')
