@@ -18,10 +18,13 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
 
+_BUILTIN_STATISTICS = {'min', 'max', 'current', 'mean'}
+
+
 def _history_buffer_getattr(owner, name):
     """Stand-in for ``builtins.getattr`` while unpickling: statistics methods only."""
-    if owner is HistoryBuffer and (name in HistoryBuffer._statistics_methods
-                                   or callable(vars(HistoryBuffer).get(name))):
+    allowed = _BUILTIN_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
         return getattr(owner, name)
     raise pickle.UnpicklingError(
         f'the checkpoint calls getattr({owner!r}, {name!r}); only HistoryBuffer statistics '
