@@ -13,6 +13,7 @@ _ALLOWED_GLOBALS = {
     ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
     ('numpy', 'ndarray'), ('numpy', 'dtype'),
     ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),  # protocol 5
     ('_codecs', 'encode'),  # how Python 3 writes bytes at pickle protocol 2
 }
 

@@ -1,0 +1,192 @@
+"""Benchmarks that print ratios measured side by side in one run (never a timed test).
+
+Each case alternates its contenders repetition by repetition on the same inputs and reports
+the median ratio and its spread (min..max over repetitions), so that machine noise hits both
+sides alike. Results go to stdout as a table and to ``--out`` as JSON.
+
+    python tools/benchmark.py                  # every case
+    python tools/benchmark.py --cases self_distill_step --reps 7
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import mmengine
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper
+from mmengine.runner import Runner
+
+import mmdet
+import mmkd
+from mmkd.registry import MODELS
+from mmkd.utils import register_all_modules, set_data_root
+
+SELF_DISTILL_CFG = 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py'
+PLAIN_CFG = 'configs/self_distill/baseline_r18_1xb128-300e_cifar100.py'
+SAMPLE_ROOT = 'data/cifar100_sample'
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _side_by_side(contenders: dict, reps: int, warmup: int = 1) -> dict:
+    """Run each contender ``warmup + reps`` times, interleaved; seconds per repetition."""
+    times = {name: [] for name in contenders}
+    for rep in range(warmup + reps):
+        for name, fn in contenders.items():
+            t = _timed(fn)
+            if rep >= warmup:
+                times[name].append(t)
+    return times
+
+
+def _ratio_row(name, num, den, target, note=''):
+    ratios = [a / b for a, b in zip(num, den)]
+    return dict(name=name, value=statistics.median(ratios), spread=[min(ratios), max(ratios)],
+                target=target, unit='x', met=statistics.median(ratios) <= target,
+                detail=f'{statistics.median(num):.3f}s / {statistics.median(den):.3f}s {note}'
+                .strip())
+
+
+def _model_from(cfg_path):
+    cfg = Config.fromfile(cfg_path)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return cfg, model
+
+
+def _cifar_batch(batch_size):
+    g = torch.Generator().manual_seed(0)
+    return dict(inputs=torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8,
+                                     generator=g),
+                data_samples=dict(gt_label=torch.randint(0, 100, (batch_size, ), generator=g),
+                                  sample_idx=torch.arange(batch_size)))
+
+
+def _train_step_fn(model, data):
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    return lambda: model.train_step(data, optim)
+
+
+def self_distill_step(args):
+    """PS-KD+BYOT+DMFL ResNet-18 step over the plain ResNet-18 step, same batch."""
+    hub = MessageHub.get_current_instance()
+    hub.update_info('epoch', 1)  # PS-KD reads and writes its memory from epoch 1 on
+    hub.update_info('max_epochs', 300)
+    data = _cifar_batch(args.batch_size)
+    _, full = _model_from(SELF_DISTILL_CFG)
+    _, plain = _model_from(PLAIN_CFG)
+    full.pskd_memory.allocate(50000)
+    times = _side_by_side({'full': _train_step_fn(full, data),
+                           'plain': _train_step_fn(plain, data)}, args.reps)
+    memory = full.pskd_memory.rows
+    return [
+        _ratio_row('self-distill step / plain step (R18, CIFAR)', times['full'],
+                   times['plain'], 1.15, f'batch {args.batch_size}'),
+        dict(name='PS-KD memory per sample (float32, C=100)', unit='bytes',
+             value=memory.element_size() * memory.shape[1], target=None, met=None,
+             spread=None, detail=f'{memory.numel() * memory.element_size() / 2**20:.1f} MiB '
+             'for 50,000 samples'),
+    ]
+
+
+def _runner_cfg(work_dir, iters, batch_size):
+    cfg = Config.fromfile(SELF_DISTILL_CFG)
+    set_data_root(cfg, SAMPLE_ROOT)
+    cfg.train_dataloader.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=10**9)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10**9)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
+    cfg.log_level = 'WARNING'
+    cfg.param_scheduler = []
+    cfg.work_dir = work_dir
+    return cfg
+
+
+def runner_loop(args):
+    """mmkd's Runner train loop over a bare PyTorch loop: same model, loader and batch size.
+
+    The two alternate iteration by iteration: a hook that runs last after each Runner
+    iteration times one bare iteration (data loading, preprocessing, forward, backward, SGD
+    step); the Runner's own iteration is the time between the end of one bare iteration and
+    the end of the next Runner iteration, hooks and logging included.
+    """
+    iters = args.reps + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner.from_cfg(_runner_cfg(tmp, iters, args.batch_size))
+        model = runner.model
+        optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        batches = iter(runner.train_dataloader)
+        times = dict(runner=[], bare=[])
+        marks = [None]
+
+        def bare_iteration():
+            data = model.data_preprocessor(next(batches), True)
+            loss = sum(v for k, v in model(**data, mode='loss').items() if 'loss' in k)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+
+        class Alternate(mmengine.hooks.Hook):
+
+            def before_train(self, runner):
+                marks[0] = time.perf_counter()
+
+            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                now = time.perf_counter()
+                times['runner'].append(now - marks[0])
+                times['bare'].append(_timed(bare_iteration))
+                marks[0] = time.perf_counter()
+
+        runner.register_hook(Alternate(), 'LOWEST')
+        runner.train()
+    run_t, bare_t = times['runner'][1:], times['bare'][1:]  # first iteration: warm-up
+    return [_ratio_row('Runner loop / bare PyTorch loop (self-distill R18)', run_t, bare_t,
+                       1.05, f'batch {args.batch_size}, {len(run_t)} iterations')]
+
+
+CASES = {'self_distill_step': self_distill_step, 'runner_loop': runner_loop}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--cases', nargs='+', choices=list(CASES), default=list(CASES))
+    parser.add_argument('--reps', type=int, default=5)
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--out', default='work_dirs/benchmark.json')
+    args = parser.parse_args()
+    register_all_modules()
+    rows = [row for case in args.cases for row in CASES[case](args)]
+    print(f'\nmachine: {platform.processor() or platform.machine()}, '
+          f'{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, '
+          f'CUDA {torch.cuda.is_available()}')
+    print(f'versions: torch {torch.__version__}, mmengine {mmengine.__version__}, '
+          f'mmdet {mmdet.__version__}, mmkd {mmkd.__version__}\n')
+    print(f'{"benchmark":<52} {"median":>9} {"spread":>17} {"target":>8}  met  detail')
+    for r in rows:
+        spread = f'{r["spread"][0]:.3f}..{r["spread"][1]:.3f}' if r['spread'] else ''
+        target = f'<= {r["target"]}' if r['target'] is not None else ''
+        met = {True: 'yes', False: 'NO', None: ''}[r['met']]
+        print(f'{r["name"]:<52} {r["value"]:>9.3f} {spread:>17} {target:>8}  {met:<4} '
+              f'{r["detail"]}')
+    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(dict(rows=rows, torch=torch.__version__, cpus=os.cpu_count()), f, indent=1)
+    print(f'\nwritten to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
