@@ -46,6 +46,8 @@ def main():
     metrics = runner.test()
     if runner.rank == 0:
         print(format_metric_table(metrics))
+        print('\ntop-1 accuracy (%) by model:')
+        print(format_metric_table(metrics, transpose_metric='top1_acc'))
 
 
 if __name__ == '__main__':

@@ -1,10 +1,15 @@
 from typing import Dict
 
 
-def format_metric_table(metrics: Dict[str, float]) -> str:
+def format_metric_table(metrics: Dict[str, float], transpose_metric: str = None) -> str:
     """Side-by-side table of ``'{model}/{metric}'`` keys: one row per model, one column per
     metric, in the order the keys first appear (e.g. exits then ensemble, or teacher,
-    students, ensemble)."""
+    students, ensemble). With ``transpose_metric``, one row of that metric with a column per
+    model (paper A Table 2 form: accuracy of every exit and of the ensemble)."""
+    if transpose_metric is not None:
+        picked = {k.rpartition('/')[0]: v for k, v in metrics.items()
+                  if k.rpartition('/')[2] == transpose_metric}
+        return format_metric_table({f'{transpose_metric}/{m}': v for m, v in picked.items()})
     rows: Dict[str, Dict[str, float]] = {}
     columns = []
     for key, value in metrics.items():
