@@ -33,3 +33,21 @@ def kd_kl_div_loss(student_logits: Tensor,
     log_q = F.log_softmax(teacher_logits / temperature, dim=1)
     kl = F.kl_div(log_p, log_q, reduction='batchmean', log_target=True)
     return kl * temperature**2
+
+
+def reverse_kd_kl_div_loss(student_logits: Tensor,
+                           teacher_logits: Tensor,
+                           temperature: float = 1.0) -> Tensor:
+    """The reverse (mode-seeking) direction ``T² · (1/B) Σ_b KL(p_b ‖ sg q_b)``.
+
+    ``p = softmax(s/T)`` is the predicting side, ``q = softmax(t/T)`` the detached target;
+    the value is 0 when the logits agree. Shapes as in :func:`kd_kl_div_loss`.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f'student_logits {tuple(student_logits.shape)} and teacher_logits '
+                         f'{tuple(teacher_logits.shape)} must have the same shape')
+    if temperature <= 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}')
+    log_p = F.log_softmax(student_logits / temperature, dim=1)
+    log_q = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
+    return (log_p.exp() * (log_p - log_q)).sum(1).mean() * temperature**2
