@@ -127,7 +127,8 @@ class MSITileDataset(Dataset):
         if split not in ('train', 'test'):
             raise ValueError(f"dataset.split must be 'train' or 'test', got {split!r}")
         if layout not in ('auto', 'kather', 'kaggle'):
-            raise ValueError(f"dataset.layout must be 'auto', 'kather' or 'kaggle', got {layout!r}")
+            raise ValueError("dataset.layout must be 'auto', 'kather' or 'kaggle', "
+                             f'got {layout!r}')
         if not 0 < test_ratio < 1:
             raise ValueError(f'dataset.test_ratio must be in (0, 1), got {test_ratio}')
         if int(img_size) != img_size or img_size < 1:

@@ -1,4 +1,5 @@
 from .cifar_pre_act_resnet import CIFARPreActResNet
 from .cifar_resnet import CIFARResNet
+from .torchvision_backbone import TorchvisionBackbone
 
-__all__ = ['CIFARResNet', 'CIFARPreActResNet']
+__all__ = ['CIFARResNet', 'CIFARPreActResNet', 'TorchvisionBackbone']

@@ -1,3 +1,4 @@
+import copy
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -116,6 +117,18 @@ class BaseKDMLDistiller(BaseModel):
                 f'{unexpected[:10]}{" ..." if len(unexpected) > 10 else ""}, shape '
                 f'mismatches {shapes[:10]}')
         self.teacher.load_state_dict(state, strict=True)
+
+    @classmethod
+    def standalone_student_cfg(cls, model_cfg: dict, k: int) -> dict:
+        """Config of student ``k`` as a model of its own (used by the export tool): the
+        student config with the distiller's data preprocessor."""
+        student = model_cfg['students'][k]
+        if isinstance(student, str):
+            student = Config.fromfile(student).model
+        student = dict(copy.deepcopy(student))
+        if model_cfg.get('data_preprocessor') is not None:
+            student['data_preprocessor'] = copy.deepcopy(model_cfg['data_preprocessor'])
+        return student
 
     @staticmethod
     def prefixed(name: str, losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -74,6 +74,12 @@ class KDMLDistiller(BaseKDMLDistiller):
         self.temperature, self.ensemble = temperature, ensemble
         self.peer_kl_direction = peer_kl_direction
 
+    @classmethod
+    def standalone_student_cfg(cls, model_cfg: dict, k: int) -> dict:
+        """The student's classifier config, named ``student{k}`` so that it reports the
+        same metric keys alone as inside the distiller."""
+        return dict(super().standalone_student_cfg(model_cfg, k), name=f'student{k}')
+
     def _models(self):
         return ([] if self.teacher is None else [self.teacher]) + list(self.students)
 

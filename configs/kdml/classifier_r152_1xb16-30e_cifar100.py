@@ -1,0 +1,19 @@
+_base_ = [
+    '../_base_/datasets/cifar100.py', '../_base_/schedules/sgd_30e_kdml.py',
+    '../_base_/default_runtime.py'
+]
+# Paper B teacher (resnet152) trained alone; its checkpoint feeds the offline KD+ML configs.
+pretrained = False  # True: torchvision ImageNet weights (needs internet)
+model = dict(
+    type='ImageClassifier',
+    name='teacher',
+    num_classes=100,
+    backbone=dict(type='TorchvisionBackbone', arch='resnet152', small_input=True,
+                  pretrained=pretrained),
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        pad=4,
+        flip=True))
+train_dataloader = dict(batch_size=16)

@@ -1,0 +1,3 @@
+_base_ = './kdml_densenet201-to-effb0-effb1_1xb16-30e_cifar100.py'
+# Paper B V3 baseline: KD from the teacher only, no mutual learning.
+model = dict(ml_weight=0.0)

@@ -1,0 +1,49 @@
+"""Export each student of a distiller checkpoint as a standalone checkpoint + config."""
+import copy
+import os
+import os.path as osp
+from typing import List, Tuple
+
+import torch
+from mmengine.config import Config
+
+from mmkd.registry import MODELS
+
+
+def export_students(cfg: Config, checkpoint: str, out_dir: str) -> List[Tuple[str, str]]:
+    """Write ``student{k}.py`` and ``student{k}.pth`` for every student of ``cfg.model``.
+
+    The config is the distiller's config with ``model`` replaced by the student's own config
+    (``standalone_student_cfg`` of the distiller class) and no distiller-only hooks; the
+    checkpoint holds the student's weights with the ``students.{k}.`` prefix removed. Loading
+    them needs no distiller: ``tools/test.py student0.py student0.pth`` evaluates the student
+    alone to the same numbers as the distiller's ``student0/*`` keys.
+
+    Returns:
+        list[tuple[str, str]]: (config path, checkpoint path) per student.
+    """
+    distiller = MODELS.get(cfg.model['type'])
+    if distiller is None or not hasattr(distiller, 'standalone_student_cfg'):
+        raise ValueError(f'model.type {cfg.model["type"]!r} is not a teacher/student '
+                         'distiller: nothing to export')
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    state = state.get('state_dict', state)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for k in range(len(cfg.model['students'])):
+        prefix = f'students.{k}.'
+        weights = {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)}
+        if not weights:
+            raise ValueError(f'{checkpoint} holds no "{prefix}*" weights: is it a checkpoint of '
+                             f'this config ({cfg.filename})?')
+        student_cfg = copy.deepcopy(cfg)
+        student_cfg.model = distiller.standalone_student_cfg(cfg.model, k)
+        student_cfg.custom_hooks = [
+            h for h in cfg.get('custom_hooks', []) if h.get('type') != 'PSKDMemoryHook']
+        student_cfg.load_from = None
+        paths = (osp.join(out_dir, f'student{k}.py'), osp.join(out_dir, f'student{k}.pth'))
+        student_cfg.dump(paths[0])
+        torch.save({'state_dict': weights, 'meta': dict(exported_from=checkpoint, student=k)},
+                   paths[1])
+        written.append(paths)
+    return written
