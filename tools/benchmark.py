@@ -157,7 +157,74 @@ def runner_loop(args):
                        1.05, f'batch {args.batch_size}, {len(run_t)} iterations')]
 
 
-CASES = {'self_distill_step': self_distill_step, 'runner_loop': runner_loop}
+KDML_CLS_CFG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
+MSI_SAMPLE = 'data/msi_sample'
+
+
+def _kdml_cls(args):
+    cfg = Config.fromfile(KDML_CLS_CFG)
+    set_data_root(cfg, MSI_SAMPLE)
+    for name in ('train_dataloader', 'val_dataloader'):
+        cfg[name].dataset.img_size = args.kdml_img_size
+        cfg[name].update(num_workers=0, persistent_workers=False)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return cfg, model
+
+
+def kdml_cls_step(args):
+    """Teacher + 2 students KD+ML step over the sum of the three models' plain steps."""
+    cfg, model = _kdml_cls(args)
+    g = torch.Generator().manual_seed(0)
+    size = args.kdml_img_size
+    data = dict(inputs=torch.randint(0, 256, (16, 3, size, size), dtype=torch.uint8,
+                                     generator=g),
+                data_samples=dict(gt_label=torch.randint(0, 2, (16, ), generator=g),
+                                  sample_idx=torch.arange(16)))
+    contenders = {'kdml': _train_step_fn(model, data)}
+    for name, net in zip(model.model_names, [model.teacher, *model.students]):
+        # The same network trained alone on the same batch (the distiller's preprocessor).
+        net.data_preprocessor = model.data_preprocessor
+        contenders[name] = _train_step_fn(net, data)
+    times = _side_by_side(contenders, args.reps)
+    plain = [sum(ts) for ts in zip(*(times[n] for n in model.model_names))]
+    return [_ratio_row('KD+ML step / sum of 3 plain steps (cls, V1)', times['kdml'], plain,
+                       1.05, f'batch 16, {size}px, ResNet-152 -> 50 + 34')]
+
+
+def kdml_cls_val(args):
+    """One validation loop over teacher + students + ensemble vs the three models evaluated
+    one after another (each its own pass over the data, as separate runs would)."""
+    from mmengine.evaluator import Evaluator
+    cfg, model = _kdml_cls(args)
+    model.eval()
+    loader = Runner.build_dataloader(cfg.val_dataloader)
+
+    def run(net):
+        evaluator = Evaluator(dict(type='MultiModelClsMetric', topk=(1, )))
+        for batch in loader:
+            evaluator.process(net.val_step(batch), batch)
+        return evaluator.evaluate(len(loader.dataset))
+
+    def separately():
+        for net in [model.teacher, *model.students]:
+            net.data_preprocessor = model.data_preprocessor
+            run(net)
+
+    times = _side_by_side({'joint': lambda: run(model), 'separate': separately},
+                          max(2, args.reps // 2))
+    return [_ratio_row('3-model val loop / 3 models one after another', times['joint'],
+                       times['separate'], 1.0, f'{len(loader.dataset)} tiles, '
+                       f'{args.kdml_img_size}px')]
+
+
+CASES = {
+    'self_distill_step': self_distill_step,
+    'runner_loop': runner_loop,
+    'kdml_cls_step': kdml_cls_step,
+    'kdml_cls_val': kdml_cls_val,
+}
 
 
 def main():
@@ -166,6 +233,8 @@ def main():
     parser.add_argument('--cases', nargs='+', choices=list(CASES), default=list(CASES))
     parser.add_argument('--reps', type=int, default=5)
     parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--kdml-img-size', type=int, default=112,
+                        help='tile size of the classification KD+ML cases (real: 224)')
     parser.add_argument('--out', default='work_dirs/benchmark.json')
     args = parser.parse_args()
     register_all_modules()
