@@ -3,6 +3,7 @@ from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.hub import get_config
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
@@ -12,14 +13,33 @@ from mmkd.registry import MODELS
 ModelCfg = Union[dict, str]
 
 
-def build_model_cfg(cfg: ModelCfg, key: str) -> nn.Module:
-    """Build a model from a config dict or from the ``model`` of a config file."""
+def resolve_model_cfg(cfg: ModelCfg, key: str) -> dict:
+    """A model config from a dict, a config file path, an ``mmdet::`` / ``mmkd``-style package
+    path (the ``model`` of that config), or ``dict(base=<path>, **overrides)``, where the
+    overrides are merged into the base model as ``_base_`` inheritance would (``_delete_=True``
+    replaces a sub-dict)."""
+    overrides = {}
+    if isinstance(cfg, dict) and 'base' in cfg:
+        overrides = {k: v for k, v in cfg.items() if k != 'base'}
+        cfg = cfg['base']
     if isinstance(cfg, str):
-        cfg = Config.fromfile(cfg).model
+        try:
+            loaded = get_config(cfg) if '::' in cfg else Config.fromfile(cfg)
+        except Exception as e:  # noqa: BLE001  (re-raised with the config key)
+            raise ValueError(f'{key}: cannot load config {cfg!r}: {e}') from e
+        cfg = loaded.model.to_dict()
     if not isinstance(cfg, dict) or 'type' not in cfg:
-        raise ValueError(f'{key} must be a model config dict with a "type" or a config file '
-                         f'path, got {cfg!r}')
-    return MODELS.build(cfg)
+        raise ValueError(f'{key} must be a model config dict with a "type", a config file '
+                         f'or an "mmdet::..." path, or dict(base=..., ...), got {cfg!r}')
+    cfg = copy.deepcopy(dict(cfg))
+    if overrides:
+        cfg = Config._merge_a_into_b(copy.deepcopy(overrides), cfg)
+    return cfg
+
+
+def build_model_cfg(cfg: ModelCfg, key: str) -> nn.Module:
+    """Build a model from any form :func:`resolve_model_cfg` accepts."""
+    return MODELS.build(resolve_model_cfg(cfg, key))
 
 
 class BaseKDMLDistiller(BaseModel):
@@ -122,10 +142,7 @@ class BaseKDMLDistiller(BaseModel):
     def standalone_student_cfg(cls, model_cfg: dict, k: int) -> dict:
         """Config of student ``k`` as a model of its own (used by the export tool): the
         student config with the distiller's data preprocessor."""
-        student = model_cfg['students'][k]
-        if isinstance(student, str):
-            student = Config.fromfile(student).model
-        student = dict(copy.deepcopy(student))
+        student = resolve_model_cfg(model_cfg['students'][k], f'model.students[{k}]')
         if model_cfg.get('data_preprocessor') is not None:
             student['data_preprocessor'] = copy.deepcopy(model_cfg['data_preprocessor'])
         return student

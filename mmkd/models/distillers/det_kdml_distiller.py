@@ -1,0 +1,214 @@
+from typing import Dict, List, Optional
+
+import torch
+from mmdet.models.utils import unpack_gt_instances
+from mmdet.structures import DetDataSample
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from ..losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
+from ..utils import DensePredictions, dense_predictions
+
+from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
+
+# Head settings that must agree for location-wise distillation, read when present.
+_GEOMETRY = ('cls_out_channels', 'num_base_priors', 'reg_max', 'norm_on_bbox')
+_PRIORS = ('strides', 'ratios', 'scales', 'octave_base_scale', 'scales_per_octave', 'offset',
+           'center_offset')
+
+
+def head_geometry(head) -> Dict[str, object]:
+    """The settings of a dense head that fix which location and prior each output is."""
+    geometry = {'bbox_head.type': type(head).__name__}
+    for name in _GEOMETRY:
+        if hasattr(head, name):
+            geometry[f'bbox_head.{name}'] = getattr(head, name)
+    for name in _PRIORS:
+        value = getattr(head.prior_generator, name, None)
+        if value is not None:
+            geometry[f'bbox_head.prior_generator.{name}'] = (
+                value.tolist() if isinstance(value, Tensor) else value)
+    return geometry
+
+
+@MODELS.register_module()
+class DetKDMLDistiller(BaseKDMLDistiller):
+    """Teacher → K students KD + peer mutual learning for mmdet dense detectors (paper B on
+    detection, SPEC §5.3 mode D), and the max-ensemble of the students' boxes.
+
+    Teacher and students are one-stage detectors of one head family (GFL, FCOS, ATSS or
+    RetinaNet) with the same strides, priors and classes, each with its own backbone. For
+    student k and a target detector τ (the teacher, or a detached peer), at every location n:
+    ``D(k, τ) = sigmoid_kd(z_k, z_τ) + box_kd(b_k, b_τ; w = max_c σ(z_τ))
+    [+ ld_weight · LD(d_k, d_τ)]`` (LD only for GFL heads), and
+    ``L_k = det_weight·L_det(k) + β·D(k, teacher) + γ/(K−1)·Σ_{k'≠k} D(k, k')``.
+    An online teacher adds its own ``L_det``. Keys: ``teacher.loss_*`` (mmdet's head losses),
+    ``student{k}.loss_*``, ``student{k}.loss_kd_cls|box|ld``, ``student{k}.loss_ml_cls|box|ld``.
+
+    ``predict`` returns, per image, mmdet's ``DetDataSample`` with ``pred_instances`` of
+    ``predict_on`` and ``model_preds`` holding every model's and the ensemble's detections
+    (rescaled to the original image), for ``DetIoUMetric``. The ensemble pools the students'
+    detections and keeps the highest-scoring ones by class-wise NMS (``ensemble='nms'``), or
+    fuses them (``ensemble='wbf'``).
+
+    Args:
+        students (list[dict | str]): K ≥ 1 detector configs: dicts, config files,
+            ``'mmdet::...'`` paths, or ``dict(base=<path>, **overrides)``.
+        teacher (dict | str, optional): Teacher detector config. Defaults to None.
+        teacher_mode (str): 'online' or 'offline'. Defaults to 'online'.
+        teacher_ckpt (str, optional): Teacher checkpoint. Defaults to None.
+        det_weight (float): Weight of each student's own detection loss. Defaults to 1.0.
+        kd_weight (float): β. Defaults to 0.45.
+        ml_weight (float): γ; 0 disables mutual learning. Defaults to 0.45.
+        temperature (float): Temperature of the classification KD. Defaults to 1.0.
+        box_l1_weight (float): λ₁ of the box KD. Defaults to 5.0.
+        box_giou_weight (float): λ_g of the box KD. Defaults to 2.0.
+        ld_weight (float): Weight of LD for GFL heads. Defaults to 0.25.
+        ld_temperature (float): LD temperature. Defaults to 10.0.
+        ensemble (str): 'nms' or 'wbf'. Defaults to 'nms'.
+        ensemble_iou_thr (float): IoU threshold of the ensemble. Defaults to 0.5.
+        predict_on (str): 'ensemble', 'teacher' or 'student{k}'. Defaults to 'ensemble'.
+        data_preprocessor (dict, optional): mmdet ``DetDataPreprocessor`` config, run once
+            for every model. Defaults to None.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self,
+                 students: List[ModelCfg],
+                 teacher: Optional[ModelCfg] = None,
+                 teacher_mode: str = 'online',
+                 teacher_ckpt: Optional[str] = None,
+                 det_weight: float = 1.0,
+                 kd_weight: float = 0.45,
+                 ml_weight: float = 0.45,
+                 temperature: float = 1.0,
+                 box_l1_weight: float = 5.0,
+                 box_giou_weight: float = 2.0,
+                 ld_weight: float = 0.25,
+                 ld_temperature: float = 10.0,
+                 ensemble: str = 'nms',
+                 ensemble_iou_thr: float = 0.5,
+                 predict_on: str = 'ensemble',
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
+                         data_preprocessor, init_cfg)
+        if ml_weight > 0 and self.num_students < 2:
+            raise ValueError(f'model.ml_weight={ml_weight} needs at least 2 students for '
+                             'mutual learning, got 1: add a student or set ml_weight=0')
+        if ensemble not in ('nms', 'wbf'):
+            raise ValueError(f"model.ensemble must be 'nms' or 'wbf', got {ensemble!r}")
+        self._check_geometry()
+        self.det_weight, self.kd_weight, self.ml_weight = det_weight, kd_weight, ml_weight
+        self.temperature, self.ld_weight, self.ld_temperature = (temperature, ld_weight,
+                                                                 ld_temperature)
+        self.box_weights = (box_l1_weight, box_giou_weight)
+        self.ensemble, self.ensemble_iou_thr = ensemble, ensemble_iou_thr
+
+    def _detectors(self):
+        return dict(zip(self.model_names,
+                        ([] if self.teacher is None else [self.teacher]) + list(self.students)))
+
+    def _check_geometry(self) -> None:
+        detectors = self._detectors()
+        for name, det in detectors.items():
+            if not hasattr(det, 'bbox_head') or not hasattr(det, 'extract_feat'):
+                raise TypeError(f'model.{name} ({type(det).__name__}) is not a one-stage mmdet '
+                                'detector with a bbox_head')
+        (ref_name, ref), *others = [(n, head_geometry(d.bbox_head)) for n, d in
+                                    detectors.items()]
+        for name, geometry in others:
+            for key in sorted(set(ref) | set(geometry)):
+                if ref.get(key) != geometry.get(key):
+                    raise ValueError(
+                        f'{self._key(name)}.{key} = {geometry.get(key)!r} differs from '
+                        f'{self._key(ref_name)}.{key} = {ref.get(key)!r}: teacher and students '
+                        'need the same head type, strides, priors and classes to distil '
+                        'location by location')
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return 'model.teacher' if name == 'teacher' else f'model.students[{name[7:]}]'
+
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return {name: det._forward(inputs) for name, det in self._detectors().items()}
+        raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
+
+    @staticmethod
+    def _run(det, inputs: Tensor) -> tuple:
+        """One forward of a detector: its raw head outputs and their dense decoded view."""
+        outs = det.bbox_head(det.extract_feat(inputs))
+        dense = dense_predictions(det.bbox_head, outs[0], outs[1])
+        return outs, dense
+
+    def loss(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
+        gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
+        h, w = inputs.shape[-2:]
+        scale = inputs.new_tensor([w, h, w, h])
+        losses, dense = {}, {}
+        for name, det in self._detectors().items():
+            if name == 'teacher' and self.offline:
+                with torch.no_grad():
+                    _, dense[name] = self._run(det, inputs)
+                continue
+            outs, dense[name] = self._run(det, inputs)
+            det_losses = det.bbox_head.loss_by_feat(*outs, gt_instances, img_metas, gt_ignore)
+            weight = 1.0 if name == 'teacher' else self.det_weight
+            losses.update(self.prefixed(name, self._scaled(det_losses, weight)))
+        students = [f'student{k}' for k in range(self.num_students)]
+        for name in students:
+            if self.teacher is not None and self.kd_weight > 0:
+                losses.update(self._distil(name, 'kd', dense[name], [dense['teacher']],
+                                           self.kd_weight, scale))
+            if self.ml_weight > 0:
+                peers = [dense[p] for p in students if p != name]
+                losses.update(self._distil(name, 'ml', dense[name], peers, self.ml_weight,
+                                           scale))
+        return losses
+
+    @staticmethod
+    def _scaled(losses: dict, weight: float) -> dict:
+        if weight == 1.0:
+            return losses
+        # mmdet heads return a tensor or a list of per-level tensors per key
+        return {k: [x * weight for x in v] if isinstance(v, list) else v * weight
+                for k, v in losses.items()}
+
+    def _distil(self, name: str, kind: str, student: DensePredictions,
+                targets: List[DensePredictions], weight: float, scale: Tensor) -> dict:
+        """``weight/len(targets) · Σ_targets D(student, target)``, one key per term."""
+        terms = {'cls': [], 'box': [], 'ld': []}
+        s_cls = student.cls_logits.flatten(0, 1)
+        s_box = (student.boxes / scale).flatten(0, 1)
+        for target in targets:
+            t_cls = target.cls_logits.flatten(0, 1)
+            confidence = t_cls.detach().sigmoid().max(1).values
+            terms['cls'].append(sigmoid_kd_loss(s_cls, t_cls, self.temperature))
+            terms['box'].append(box_kd_loss(s_box, (target.boxes / scale).flatten(0, 1),
+                                            confidence, *self.box_weights))
+            if student.dists is not None and self.ld_weight > 0:
+                terms['ld'].append(self.ld_weight * ld_kd_loss(
+                    student.dists.flatten(0, 1), target.dists.flatten(0, 1), confidence,
+                    self.ld_temperature))
+        return {f'{name}.loss_{kind}_{term}': weight * sum(values) / len(values)
+                for term, values in terms.items() if values}
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor, data_samples: List[DetDataSample],
+                rescale: bool = True) -> List[DetDataSample]:
+        per_model = {name: [s.pred_instances for s in det.predict(inputs, data_samples,
+                                                                   rescale=rescale)]
+                     for name, det in self._detectors().items()}
+        from ..utils.box_ensemble import batch_ensemble
+        per_model['ensemble'] = batch_ensemble(
+            [per_model[f'student{k}'] for k in range(self.num_students)],
+            method=self.ensemble, iou_thr=self.ensemble_iou_thr)
+        for i, sample in enumerate(data_samples):
+            sample.pred_instances = per_model[self.predict_on][i]
+            sample.model_preds = {name: preds[i] for name, preds in per_model.items()}
+        return data_samples

@@ -1,0 +1,22 @@
+"""Tiny mmdet detectors built from mmdet's own packaged configs, for tests and benchmarks."""
+
+MMDET_CONFIGS = {
+    'gfl': 'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+    'retinanet': 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+    'fcos': 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'atss': 'mmdet::atss/atss_r50_fpn_1x_coco.py',
+}
+
+
+def tiny_detector(head: str = 'gfl', width: int = 8, num_classes: int = 1) -> dict:
+    """``dict(base='mmdet::<head config>', ...)`` shrunk to a ResNet-18 of ``width`` base
+    channels, an FPN of 4·width channels and one stacked conv per head branch."""
+    chans = [width * 2, width * 4, width * 8]
+    return dict(
+        base=MMDET_CONFIGS[head],
+        backbone=dict(_delete_=True, type='ResNet', depth=18, base_channels=width,
+                      num_stages=4, out_indices=(1, 2, 3), norm_cfg=dict(type='BN'),
+                      norm_eval=False, style='pytorch', init_cfg=None),
+        neck=dict(in_channels=chans, out_channels=4 * width),
+        bbox_head=dict(num_classes=num_classes, in_channels=4 * width,
+                       feat_channels=4 * width, stacked_convs=1))
