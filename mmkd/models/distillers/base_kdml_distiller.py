@@ -2,7 +2,7 @@ import copy
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -13,7 +13,7 @@ from mmkd.registry import MODELS
 ModelCfg = Union[dict, str]
 
 
-def resolve_model_cfg(cfg: ModelCfg, key: str) -> dict:
+def resolve_model_cfg(cfg: ModelCfg, key: str) -> ConfigDict:
     """A model config from a dict, a config file path, an ``mmdet::`` / ``mmkd``-style package
     path (the ``model`` of that config), or ``dict(base=<path>, **overrides)``, where the
     overrides are merged into the base model as ``_base_`` inheritance would (``_delete_=True``
@@ -34,7 +34,8 @@ def resolve_model_cfg(cfg: ModelCfg, key: str) -> dict:
     cfg = copy.deepcopy(dict(cfg))
     if overrides:
         cfg = Config._merge_a_into_b(copy.deepcopy(overrides), cfg)
-    return cfg
+    # mmdet models read their train_cfg / test_cfg by attribute.
+    return ConfigDict(cfg)
 
 
 def build_model_cfg(cfg: ModelCfg, key: str) -> nn.Module:

@@ -31,6 +31,21 @@ def head_geometry(head) -> Dict[str, object]:
     return geometry
 
 
+def attach_detections(data_samples: List[DetDataSample], per_model: Dict[str, list],
+                      predict_on: str, num_students: int, method: str = 'nms',
+                      iou_thr: float = 0.5) -> List[DetDataSample]:
+    """Add the students' ensemble to ``per_model`` (name → per-image ``InstanceData``), then
+    give every sample ``model_preds`` (all of them) and ``pred_instances`` (``predict_on``)."""
+    from ..utils.box_ensemble import batch_ensemble
+    per_model['ensemble'] = batch_ensemble(
+        [per_model[f'student{k}'] for k in range(num_students)], method=method,
+        iou_thr=iou_thr)
+    for i, sample in enumerate(data_samples):
+        sample.pred_instances = per_model[predict_on][i]
+        sample.model_preds = {name: preds[i] for name, preds in per_model.items()}
+    return data_samples
+
+
 @MODELS.register_module()
 class DetKDMLDistiller(BaseKDMLDistiller):
     """Teacher → K students KD + peer mutual learning for mmdet dense detectors (paper B on
@@ -118,7 +133,8 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         (ref_name, ref), *others = [(n, head_geometry(d.bbox_head)) for n, d in
                                     detectors.items()]
         for name, geometry in others:
-            for key in sorted(set(ref) | set(geometry)):
+            # The head type first: when it differs, everything else does too.
+            for key in sorted(set(ref) | set(geometry), key=lambda k: (k != 'bbox_head.type', k)):
                 if ref.get(key) != geometry.get(key):
                     raise ValueError(
                         f'{self._key(name)}.{key} = {geometry.get(key)!r} differs from '
@@ -204,11 +220,5 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         per_model = {name: [s.pred_instances for s in det.predict(inputs, data_samples,
                                                                    rescale=rescale)]
                      for name, det in self._detectors().items()}
-        from ..utils.box_ensemble import batch_ensemble
-        per_model['ensemble'] = batch_ensemble(
-            [per_model[f'student{k}'] for k in range(self.num_students)],
-            method=self.ensemble, iou_thr=self.ensemble_iou_thr)
-        for i, sample in enumerate(data_samples):
-            sample.pred_instances = per_model[self.predict_on][i]
-            sample.model_preds = {name: preds[i] for name, preds in per_model.items()}
-        return data_samples
+        return attach_detections(data_samples, per_model, self.predict_on, self.num_students,
+                                 self.ensemble, self.ensemble_iou_thr)

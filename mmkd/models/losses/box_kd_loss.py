@@ -3,6 +3,15 @@ from torch import Tensor
 from mmdet.structures.bbox import bbox_overlaps
 
 
+def box_distance(boxes: Tensor, target_boxes: Tensor, l1_weight: float = 1.0,
+                 giou_weight: float = 1.0) -> Tensor:
+    """``λ₁·‖b − b̂‖₁ + λ_g·(1 − GIoU(b, b̂))`` per box, shape (N,), for (N, 4) xyxy boxes.
+    No detaching here: callers decide which side is a target."""
+    l1 = (boxes - target_boxes).abs().sum(-1)
+    giou = bbox_overlaps(boxes, target_boxes, mode='giou', is_aligned=True)
+    return l1_weight * l1 + giou_weight * (1 - giou)
+
+
 def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
                 l1_weight: float = 5.0, giou_weight: float = 2.0) -> Tensor:
     """Distillation of decoded boxes, weighted by the target's confidence.
@@ -25,8 +34,6 @@ def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
     if student_boxes.shape != target_boxes.shape or student_boxes.shape[:-1] != weight.shape:
         raise ValueError(f'boxes {tuple(student_boxes.shape)} / {tuple(target_boxes.shape)} '
                          f'and weight {tuple(weight.shape)} do not match')
-    target_boxes, weight = target_boxes.detach(), weight.detach()
-    l1 = (student_boxes - target_boxes).abs().sum(-1)
-    giou = bbox_overlaps(student_boxes, target_boxes, mode='giou', is_aligned=True)
-    per_box = l1_weight * l1 + giou_weight * (1 - giou)
+    per_box = box_distance(student_boxes, target_boxes.detach(), l1_weight, giou_weight)
+    weight = weight.detach()
     return (per_box * weight).sum() / weight.sum().clamp(min=1e-6)

@@ -1,0 +1,3 @@
+from .single_box_regressor import SingleBoxRegressor
+
+__all__ = ['SingleBoxRegressor']

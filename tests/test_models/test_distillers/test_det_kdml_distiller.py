@@ -1,0 +1,135 @@
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.optim import OptimWrapper
+from mmengine.structures import InstanceData
+
+from mmkd.models.losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
+from mmkd.models.utils import dense_predictions
+from mmkd.registry import MODELS
+from mmkd.testing import tiny_detector
+
+PRE = dict(type='DetDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255],
+           pad_size_divisor=32)
+
+
+def build(head='gfl', **kwargs):
+    cfg = dict(type='DetKDMLDistiller', teacher=tiny_detector(head, 16),
+               students=[tiny_detector(head, 8), tiny_detector(head, 8)],
+               data_preprocessor=PRE)
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def batch(n=2, size=64):
+    samples = []
+    for _ in range(n):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        batch_input_shape=(size, size)))
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[10., 12., 40., 50.]]),
+                                      labels=torch.tensor([0]))
+        samples.append(s)
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(n, 3, size, size, generator=g), samples
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+class TestDetKDMLDistiller:
+
+    @pytest.mark.parametrize('head,own', [
+        ('gfl', {'loss_cls', 'loss_bbox', 'loss_dfl'}),
+        ('retinanet', {'loss_cls', 'loss_bbox'}),
+        ('fcos', {'loss_cls', 'loss_bbox', 'loss_centerness'}),
+        ('atss', {'loss_cls', 'loss_bbox', 'loss_centerness'}),
+    ])
+    def test_loss_keys(self, head, own):
+        keys = set(build(head).loss(*batch()))
+        terms = ['cls', 'box'] + (['ld'] if head == 'gfl' else [])
+        expected = {f'teacher.{k}' for k in own}
+        for s in ('student0', 'student1'):
+            expected |= {f'{s}.{k}' for k in own}
+            expected |= {f'{s}.loss_{kind}_{t}' for kind in ('kd', 'ml') for t in terms}
+        assert keys == expected
+
+    def test_baselines(self):
+        assert not any('_ml_' in k for k in build(ml_weight=0).loss(*batch()))
+        keys = set(build(teacher=None).loss(*batch()))
+        assert not any(k.startswith('teacher') or '_kd_' in k for k in keys)
+
+    def test_kd_terms_match_the_pure_losses(self):
+        model = build()
+        x, samples = batch()
+        losses = model.loss(x, samples)
+        dense = {}
+        for name, det in model._detectors().items():
+            outs = det.bbox_head(det.extract_feat(x))
+            dense[name] = dense_predictions(det.bbox_head, outs[0], outs[1])
+        s, t = dense['student0'], dense['teacher']
+        conf = t.cls_logits.flatten(0, 1).sigmoid().max(1).values
+        scale = torch.tensor([64., 64., 64., 64.])
+        torch.testing.assert_close(losses['student0.loss_kd_cls'], 0.45 * sigmoid_kd_loss(
+            s.cls_logits.flatten(0, 1), t.cls_logits.flatten(0, 1)))
+        torch.testing.assert_close(losses['student0.loss_kd_box'], 0.45 * box_kd_loss(
+            (s.boxes / scale).flatten(0, 1), (t.boxes / scale).flatten(0, 1), conf))
+        torch.testing.assert_close(losses['student0.loss_kd_ld'], 0.45 * 0.25 * ld_kd_loss(
+            s.dists.flatten(0, 1), t.dists.flatten(0, 1), conf))
+
+    def test_students_send_no_gradient_to_teacher_or_peers(self):
+        model = build()
+        losses = model.loss(*batch())
+        total = sum(v for k, v in losses.items() if k.startswith('student0') and
+                    ('_kd_' in k or '_ml_' in k))
+        total.backward()
+        assert all(p.grad is None for p in model.teacher.parameters())
+        assert all(p.grad is None for p in model.students[1].parameters())
+        grads = [p.grad for p in model.students[0].bbox_head.parameters() if p.grad is not None]
+        assert grads and any(torch.count_nonzero(g) for g in grads)
+
+    def test_offline_teacher_frozen_online_teacher_trains(self, tmp_path):
+        online = build()
+        torch.save({'state_dict': online.teacher.state_dict()}, tmp_path / 't.pth')
+        offline = build(teacher_mode='offline', teacher_ckpt=str(tmp_path / 't.pth'))
+        x, samples = batch()
+        for model, teacher_moves in ((online, True), (offline, False)):
+            optim = OptimWrapper(torch.optim.SGD(
+                [p for p in model.parameters() if p.requires_grad], lr=0.01))
+            before_t, before_s = snapshot(model.teacher), snapshot(model.students[0])
+            model.train()
+            model.train_step(dict(inputs=x * 255, data_samples=samples), optim)
+            moved = any(not torch.equal(a, b) for a, b in zip(before_t, snapshot(model.teacher)))
+            assert moved == teacher_moves
+            assert any(not torch.equal(a, b)
+                       for a, b in zip(before_s, snapshot(model.students[0])))
+        assert not offline.teacher.training
+
+    @pytest.mark.parametrize('student,match', [
+        (tiny_detector('retinanet', 8), r'model.students\[1\].bbox_head.type'),
+        (dict(tiny_detector('gfl', 8), bbox_head=dict(num_classes=3, in_channels=32,
+                                                      feat_channels=32, stacked_convs=1)),
+         r'model.students\[1\].bbox_head.cls_out_channels = 3'),
+        (dict(tiny_detector('gfl', 8), bbox_head=dict(
+            num_classes=1, in_channels=32, feat_channels=32, stacked_convs=1,
+            anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8,
+                                  scales_per_octave=1, strides=[4, 8, 16, 32, 64]))),
+         r'prior_generator.strides'),
+    ])
+    def test_geometry_mismatch_names_the_setting(self, student, match):
+        with pytest.raises(ValueError, match=match):
+            build(students=[tiny_detector('gfl', 8), student])
+
+    def test_predict_gives_every_model_and_the_ensemble(self):
+        model = build().eval()
+        x, samples = batch()
+        out = model.predict(x, samples)
+        assert set(out[0].model_preds) == {'teacher', 'student0', 'student1', 'ensemble'}
+        assert out[0].pred_instances is out[0].model_preds['ensemble']
+        pooled = torch.cat([out[0].model_preds[s].scores for s in ('student0', 'student1')])
+        if len(pooled):  # the ensemble keeps the best box of any student
+            assert out[0].pred_instances.scores.max() == pooled.max()
