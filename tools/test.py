@@ -7,7 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmkd.utils import (format_metric_table, register_all_modules, set_data_root,
+from mmkd.utils import (format_metric_table, register_all_modules, resolve_model, set_data_root,
                         setup_launcher)
 
 
@@ -36,6 +36,7 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
         set_data_root(cfg, args.data_root)
+    resolve_model(cfg)
     setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

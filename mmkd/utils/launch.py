@@ -27,6 +27,17 @@ def set_data_root(cfg: Config, data_root: str) -> None:
             visit(loader.get('dataset'))
 
 
+def resolve_model(cfg: Config) -> None:
+    """Expand a top-level ``model=dict(base='mmdet::...', **overrides)`` into a plain model
+    config (the form distiller configs use for their teacher and students), so that a model
+    trained alone, such as an offline teacher, is written the same way."""
+    from mmkd.models.distillers import resolve_model_cfg
+    if isinstance(cfg.get('model'), dict) and 'base' in cfg.model:
+        extra = {k: cfg.model.pop(k) for k in ('data_preprocessor', ) if k in cfg.model}
+        cfg.model = resolve_model_cfg(cfg.model, 'model')
+        cfg.model.update(extra)
+
+
 def setup_launcher(cfg: Config, launcher: str) -> None:
     """Apply ``--launcher`` to ``cfg``; with torchrun on a machine without GPU, start gloo here.
 

@@ -1,0 +1,3 @@
+_base_ = '../kvasir_kdml_v1.py'
+# Paper B V1 baseline on Kvasir-SEG: KD from the teacher only (no mutual learning).
+model = dict(ml_weight=0.0)
