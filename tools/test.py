@@ -17,6 +17,10 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation results')
     parser.add_argument('--data-root', help='use this data_root for every dataloader')
+    parser.add_argument('--show-dir', help='detection: save a picture per image with the '
+                        'ground truth, each model\'s top box and the ensemble\'s box here')
+    parser.add_argument('--show-max', type=int, default=0,
+                        help='with --show-dir: at most this many pictures (0: all)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value pairs (xxx=yyy format)')
@@ -43,6 +47,9 @@ def main():
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.show_dir:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='DetComparisonHook', out_dir=args.show_dir, max_images=args.show_max)]
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:

@@ -1,5 +1,6 @@
 """Export each student of a distiller checkpoint as a standalone checkpoint + config."""
 import copy
+import inspect
 import os
 import os.path as osp
 from typing import List, Tuple
@@ -7,7 +8,20 @@ from typing import List, Tuple
 import torch
 from mmengine.config import Config
 
-from mmkd.registry import MODELS
+from mmkd.registry import METRICS, MODELS
+
+
+def _name_evaluators(cfg: Config, name: str) -> None:
+    """Metrics that name a lone model (``model_name``) report it under the student's name, so
+    that the exported student's keys equal its keys inside the distiller."""
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        for metric in metrics:
+            if isinstance(metric, dict) and 'type' in metric:
+                metric_cls = METRICS.get(metric['type'])
+                if metric_cls and 'model_name' in inspect.signature(metric_cls).parameters:
+                    metric['model_name'] = name
 
 
 def export_students(cfg: Config, checkpoint: str, out_dir: str) -> List[Tuple[str, str]]:
@@ -41,6 +55,7 @@ def export_students(cfg: Config, checkpoint: str, out_dir: str) -> List[Tuple[st
         student_cfg.custom_hooks = [
             h for h in cfg.get('custom_hooks', []) if h.get('type') != 'PSKDMemoryHook']
         student_cfg.load_from = None
+        _name_evaluators(student_cfg, f'student{k}')
         paths = (osp.join(out_dir, f'student{k}.py'), osp.join(out_dir, f'student{k}.pth'))
         student_cfg.dump(paths[0])
         torch.save({'state_dict': weights, 'meta': dict(exported_from=checkpoint, student=k)},
