@@ -1,5 +1,10 @@
 from .cifar_format import write_cifar100
-from .tiny_detectors import tiny_detector
+from .coco_format import write_coco_boxes
+from .kvasir_format import write_kvasir_seg, write_split_files
 from .msi_format import write_msi_tiles
+from .tiny_detectors import tiny_detector
 
-__all__ = ['tiny_detector', 'write_cifar100', 'write_msi_tiles']
+__all__ = [
+    'tiny_detector', 'write_cifar100', 'write_coco_boxes', 'write_kvasir_seg',
+    'write_msi_tiles', 'write_split_files'
+]

@@ -1,7 +1,8 @@
+from .box_iou_metrics import aligned_box_iou, pad_boxes, top1_iou
 from .cls_metrics import (aurc_eaurc, expected_calibration_error,
                           negative_log_likelihood, topk_error)
 
 __all__ = [
     'aurc_eaurc', 'expected_calibration_error', 'negative_log_likelihood',
-    'topk_error'
+    'topk_error', 'aligned_box_iou', 'pad_boxes', 'top1_iou'
 ]

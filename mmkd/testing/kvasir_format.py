@@ -1,0 +1,174 @@
+"""Small polyp sets in the Kvasir-SEG layout (``images/``, ``masks/``, box JSON), for tests
+and the bundled sample."""
+import json
+import os
+import os.path as osp
+import uuid
+from typing import List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+_ID_ALPHABET = np.array(list('abcdefghijklmnopqrstuvwxyz0123456789'))
+
+
+def _kvasir_id(rng: np.random.Generator) -> str:
+    # Real ids are 25-char cuids such as cju0qkwl35piu0993l0dewei2: 'c' + lowercase alnum.
+    return 'c' + ''.join(rng.choice(_ID_ALPHABET, 24))
+
+
+def _uuid_id(rng: np.random.Generator) -> str:
+    # HyperKvasir names, e.g. 0004a718-546c-41c2-9c69-c4685093a039, from the seeded rng.
+    return str(uuid.UUID(bytes=rng.bytes(16), version=4))
+
+
+def _smooth_noise(shape: Tuple[int, int], cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise in [-1, 1] that varies over about ``cells`` blobs per side (upsampled grid)."""
+    h, w = shape
+    grid = rng.uniform(-1, 1, size=(cells + 1, cells + 1)).astype(np.float32)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC).clip(-1, 1)
+
+
+def _mucosa(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """RGB float background: pink-red mucosa with smooth shading, fine texture, a few dark
+    vessel-like curves and the dark corners of an endoscope's vignette."""
+    h, w = shape
+    base = np.array([200, 95, 90]) + rng.normal(0, 10, size=3)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = base
+    img += 35 * _smooth_noise(shape, 3, rng)[..., None]
+    img += 8 * _smooth_noise(shape, 24, rng)[..., None] * np.array([1.0, 0.7, 0.7])
+    vessels = np.zeros((h, w), np.float32)
+    for _ in range(rng.integers(3, 7)):
+        pts = np.cumsum(rng.normal(0, 0.08 * min(h, w), size=(6, 2)), axis=0)
+        pts += rng.uniform((0, 0), (w, h))
+        cv2.polylines(vessels, [pts.astype(np.int32)], False, 1.0, int(rng.integers(1, 3)))
+    vessels = cv2.GaussianBlur(vessels, (5, 5), 0)
+    img -= vessels[..., None] * np.array([60, 55, 40])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    radius = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
+    img *= np.clip(1.15 - 0.45 * radius ** 2, 0.2, 1.0)[..., None]
+    return img
+
+
+def _place_polyps(shape: Tuple[int, int], num: int,
+                  rng: np.random.Generator) -> List[Tuple[tuple, tuple, float]]:
+    """Ellipses ``(centre, axes, angle)`` fully inside the image and apart from each other,
+    so that each polyp is one mask component and one box."""
+    h, w = shape
+    occupied = np.zeros(shape, np.uint8)
+    polyps = []
+    while len(polyps) < num:
+        scale = min(h, w) * (0.22 if num == 1 else 0.15)
+        axes = tuple(int(a) for a in rng.uniform(0.6, 1.0, size=2) * scale)
+        reach = max(axes) + 3
+        if 2 * reach >= min(h, w):
+            continue
+        centre = (int(rng.integers(reach, w - reach)), int(rng.integers(reach, h - reach)))
+        angle = float(rng.uniform(0, 180))
+        blob = np.zeros(shape, np.uint8)
+        cv2.ellipse(blob, centre, axes, angle, 0, 360, 1, -1)
+        # A 6-pixel gap keeps the JPEG-compressed masks of two polyps apart.
+        if (cv2.dilate(blob, np.ones((13, 13), np.uint8)) & occupied).any():
+            continue
+        occupied |= blob
+        polyps.append((centre, axes, angle))
+    return polyps
+
+
+def _draw_polyp(img: np.ndarray, mask: np.ndarray, polyp: tuple,
+                rng: np.random.Generator) -> List[int]:
+    """Paint a shaded polyp into ``img`` and 255 into ``mask``; returns its box
+    ``[xmin, ymin, xmax, ymax]`` with ``xmax = last column + 1`` (the convention of
+    ``KvasirSegDataset``'s mask-derived boxes)."""
+    centre, axes, angle = polyp
+    blob = np.zeros(mask.shape, np.uint8)
+    cv2.ellipse(blob, centre, axes, angle, 0, 360, 255, -1)
+    # Dome shading: brighter towards an off-centre highlight, a slightly paler, pinker tissue.
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = (centre[0] - axes[0] * 0.3, centre[1] - axes[1] * 0.3)
+    dist = np.hypot(xx - light[0], yy - light[1]) / max(axes)
+    colour = np.array([230, 135, 125]) + rng.normal(0, 8, size=3)
+    shaded = colour * np.clip(1.15 - 0.5 * dist, 0.5, 1.2)[..., None]
+    shaded += 10 * _smooth_noise(mask.shape, 12, rng)[..., None]
+    inside = blob > 0
+    img[inside] = shaded[inside]
+    spot = (int(light[0]), int(light[1]))
+    cv2.circle(img, spot, max(1, min(axes) // 6), (250, 240, 235), -1)
+    mask[inside] = 255
+    rows, cols = np.nonzero(inside)
+    return [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
+
+
+def write_kvasir_seg(root: str, num_images: int = 20, seed: int = 0,
+                     json_name: str = 'kavsir_bboxes.json', multi_polyp_every: int = 7,
+                     img_size_range: Tuple[Tuple[int, int], Tuple[int, int]] = ((240, 320),
+                                                                                (300, 400)),
+                     id_style: str = 'kvasir', jpeg_quality: int = 90) -> str:
+    """Write a generated polyp set under ``root`` in the Kvasir-SEG layout; returns root.
+
+    ``root/images/<id>.jpg`` (RGB mucosa-like background with shaded polyp blobs),
+    ``root/masks/<id>.jpg`` (0/255 JPEG masks of the blobs) and ``root/<json_name>`` in the
+    real schema ``{id: {height, width, bbox: [{label: 'polyp', xmin, ymin, xmax, ymax}]}}``,
+    whose boxes are the blobs' bounding boxes (``xmax = last column + 1``). Every
+    ``multi_polyp_every``-th image (the 1st, 8th, ... with the default 7) has two polyps.
+
+    Args:
+        root (str): Output folder (created).
+        num_images (int): Number of images. Defaults to 20.
+        seed (int): Seed of everything generated, ids included. Defaults to 0.
+        json_name (str): Box JSON name; HyperKvasir's is ``'bounding-boxes.json'``.
+            Defaults to 'kavsir_bboxes.json'.
+        multi_polyp_every (int): Period of two-polyp images; 0 for none. Defaults to 7.
+        img_size_range (tuple): ``((min_h, max_h), (min_w, max_w))``, inclusive.
+            Defaults to ``((240, 320), (300, 400))``.
+        id_style (str): ``'kvasir'`` (25-char ids like ``cju0qkwl35piu0993l0dewei2``) or
+            ``'uuid'`` (HyperKvasir names). Defaults to 'kvasir'.
+        jpeg_quality (int): JPEG quality of images and masks. Defaults to 90.
+    """
+    if id_style not in ('kvasir', 'uuid'):
+        raise ValueError(f"id_style must be 'kvasir' or 'uuid', got {id_style!r}")
+    rng = np.random.default_rng(seed)
+    new_id = _kvasir_id if id_style == 'kvasir' else _uuid_id
+    os.makedirs(osp.join(root, 'images'), exist_ok=True)
+    os.makedirs(osp.join(root, 'masks'), exist_ok=True)
+    (min_h, max_h), (min_w, max_w) = img_size_range
+    ids: List[str] = []
+    while len(ids) < num_images:
+        candidate = new_id(rng)
+        if candidate not in ids:
+            ids.append(candidate)
+    annotations = {}
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    for i, sample_id in enumerate(ids):
+        shape = (int(rng.integers(min_h, max_h + 1)), int(rng.integers(min_w, max_w + 1)))
+        num_polyps = 2 if multi_polyp_every and i % multi_polyp_every == 0 else 1
+        img = _mucosa(shape, rng)
+        mask = np.zeros(shape, np.uint8)
+        boxes = [_draw_polyp(img, mask, p, rng) for p in _place_polyps(shape, num_polyps, rng)]
+        img = cv2.GaussianBlur(img, (3, 3), 0)
+        rgb = np.clip(img, 0, 255).astype(np.uint8)
+        cv2.imwrite(osp.join(root, 'images', sample_id + '.jpg'),
+                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+        cv2.imwrite(osp.join(root, 'masks', sample_id + '.jpg'), mask, params)
+        annotations[sample_id] = dict(
+            height=shape[0], width=shape[1],
+            bbox=[dict(label='polyp', xmin=b[0], ymin=b[1], xmax=b[2], ymax=b[3])
+                  for b in boxes])
+    with open(osp.join(root, json_name), 'w', encoding='utf-8') as f:
+        json.dump(annotations, f)
+    return root
+
+
+def write_split_files(root: str, train_ids: Sequence[str],
+                      val_ids: Sequence[str]) -> Tuple[str, str]:
+    """Write ``root/train.txt`` and ``root/val.txt``, one id per line, as the MediaEval Medico
+    ``kvasir-seg-train-val`` lists; returns their paths."""
+    paths = []
+    for name, ids in (('train.txt', train_ids), ('val.txt', val_ids)):
+        path = osp.join(root, name)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(''.join(f'{i}\n' for i in ids))
+        paths.append(path)
+    return paths[0], paths[1]
