@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from ..losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
-from ..utils import DensePredictions, dense_predictions
+from ..utils import DensePredictions, batch_ensemble, dense_predictions
 
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
 
@@ -36,7 +36,6 @@ def attach_detections(data_samples: List[DetDataSample], per_model: Dict[str, li
                       iou_thr: float = 0.5) -> List[DetDataSample]:
     """Add the students' ensemble to ``per_model`` (name → per-image ``InstanceData``), then
     give every sample ``model_preds`` (all of them) and ``pred_instances`` (``predict_on``)."""
-    from ..utils.box_ensemble import batch_ensemble
     per_model['ensemble'] = batch_ensemble(
         [per_model[f'student{k}'] for k in range(num_students)], method=method,
         iou_thr=iou_thr)
