@@ -47,8 +47,8 @@ class DetComparisonHook(Hook):
 
     @staticmethod
     def _gt_boxes(sample) -> np.ndarray:
-        """Ground truth in original-image pixels (the packed boxes are in resized pixels)."""
+        """Ground truth in original-image pixels: mmkd's test pipelines load the annotations
+        after ``Resize``, so the packed boxes are not rescaled."""
         boxes = sample.gt_instances.bboxes
         boxes = boxes.tensor if hasattr(boxes, 'tensor') else boxes
-        scale = np.array(sample.scale_factor * 2, dtype=np.float32)
-        return boxes.cpu().numpy() / scale
+        return boxes.cpu().numpy()

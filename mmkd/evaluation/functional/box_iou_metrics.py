@@ -26,11 +26,14 @@ def pad_boxes(tensors: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         raise ValueError('`tensors` must hold at least one tensor')
     padded = pad_sequence(list(tensors), batch_first=True)
     lengths = torch.tensor([len(t) for t in tensors], device=padded.device)
-    valid = torch.arange(padded.size(1), device=padded.device) < lengths[:, None]
+    slots = torch.arange(padded.size(1), device=padded.device)
+    valid = slots < lengths[:, None]
     return padded, valid
 
 
-def aligned_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
+def aligned_box_iou(boxes1: Tensor,
+                    boxes2: Tensor,
+                    eps: float = 1e-6) -> Tensor:
     """IoU of boxes paired by broadcasting, in pixel units without the +1.
 
     The no-+1 convention is mmdet's and pycocotools', so the numbers agree

@@ -1,3 +1,4 @@
+from .det_iou_metric import DetIoUMetric
 from .multi_model_cls_metric import MultiModelClsMetric
 
-__all__ = ['MultiModelClsMetric']
+__all__ = ['DetIoUMetric', 'MultiModelClsMetric']

@@ -99,14 +99,14 @@ def weighted_boxes_fusion(results: Sequence[InstanceData],
 
     As ``ensemble_boxes.weighted_boxes_fusion`` (Solovyev et al. 2021) with
     equal model weights, in absolute coordinates and without its clipping to
-    [0, 1]: boxes with score < ``skip_box_thr`` are dropped, the rest are
-    visited by descending score; each joins the cluster of the same class
-    whose current fused box overlaps it most if that IoU is > ``iou_thr``,
-    else it starts a new cluster. The fused box is the score-weighted mean
-    of the cluster's boxes. The fused score, with T boxes in the cluster and
-    M models, is ``mean score * min(T, M) / M`` for ``conf_type='avg'``
-    (clusters found by few models are down-weighted) and the cluster's max
-    score for ``conf_type='max'``.
+    [0, 1]: boxes with score < ``skip_box_thr`` or zero area are dropped,
+    the rest are visited by descending score; each joins the cluster of the
+    same class whose current fused box overlaps it most if that IoU is >
+    ``iou_thr``, else it starts a new cluster. The fused box is the
+    score-weighted mean of the cluster's boxes. The fused score, with T
+    boxes in the cluster and M models, is ``mean score * min(T, M) / M``
+    for ``conf_type='avg'`` (clusters found by few models are down-weighted)
+    and the cluster's max score for ``conf_type='max'``.
 
     The loop over boxes is sequential by nature (each box sees the clusters
     built so far); it runs on the CPU and the result is moved back.
@@ -133,59 +133,75 @@ def weighted_boxes_fusion(results: Sequence[InstanceData],
     _check_max_per_img(max_per_img)
     boxes, scores, labels = _concat(results, 'results')
     device, num_models = boxes.device, max(len(results), 1)
-    keep = scores >= skip_box_thr
-    boxes, scores, labels = boxes[keep].cpu(), scores[keep].cpu(), \
-        labels[keep].cpu()
+    # ensemble_boxes also drops zero-area boxes (they match nothing)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = (scores >= skip_box_thr) & (area > 0)
     # stable, so equal scores keep the model order
-    order = scores.argsort(descending=True, stable=True)
-    boxes, scores, labels = boxes[order], scores[order], labels[order]
+    order = scores[keep].argsort(descending=True, stable=True)
+    boxes, scores, labels = (x[keep][order].cpu()
+                             for x in (boxes, scores, labels))
 
-    n = len(boxes)
-    # running sums per cluster (at most n clusters); fused = wsum / ssum
-    fused = boxes.new_zeros(n, 4)
-    wsum = boxes.new_zeros(n, 4)
-    bsum = boxes.new_zeros(n, 4)
-    ssum = scores.new_zeros(n)
-    smax = scores.new_zeros(n)
-    count = torch.zeros(n, dtype=torch.long)
-    cluster_label = torch.full((n, ), -1, dtype=torch.long)
-    num_clusters = 0
-    for i in range(n):
-        box, score, label = boxes[i], scores[i], labels[i]
-        best = -1
-        if num_clusters:
-            ious = bbox_overlaps(box[None], fused[:num_clusters])[0]
-            # a box may only join a cluster of its own class
-            ious = ious.masked_fill(cluster_label[:num_clusters] != label,
-                                    -1.)
-            j = int(ious.argmax())
-            if ious[j] > iou_thr:
-                best = j
-        if best < 0:
-            best = num_clusters
-            num_clusters += 1
-            cluster_label[best] = label
-        wsum[best] += score * box
-        bsum[best] += box
-        ssum[best] += score
-        smax[best] = torch.maximum(smax[best], score)
-        count[best] += 1
-        # a cluster of zero scores has no weights: take the plain mean
-        fused[best] = wsum[best] / ssum[best] if ssum[best] > 0 else \
-            bsum[best] / count[best]
-
-    fused, ssum, smax = fused[:num_clusters], ssum[:num_clusters], \
-        smax[:num_clusters]
-    count, cluster_label = count[:num_clusters], cluster_label[:num_clusters]
+    assign = _wbf_clusters(boxes, scores, labels, iou_thr)
+    k = int(assign.max()) + 1 if len(assign) else 0
+    count = torch.bincount(assign, minlength=k)
+    ssum = scores.new_zeros(k).index_add_(0, assign, scores)
+    wsum = boxes.new_zeros(k, 4).index_add_(0, assign, scores[:, None] * boxes)
+    bsum = boxes.new_zeros(k, 4).index_add_(0, assign, boxes)
+    # a cluster of zero scores has no weights: take the plain mean
+    fused = torch.where(ssum[:, None] > 0,
+                        wsum / ssum.clamp(min=1e-12)[:, None],
+                        bsum / count.clamp(min=1)[:, None])
     if conf_type == 'avg':
-        conf = ssum / count.clamp(min=1) * \
-            count.clamp(max=num_models) / num_models
+        conf = ssum / count * count.clamp(max=num_models) / num_models
     else:
-        conf = smax
+        conf = scores.new_zeros(k).scatter_reduce_(
+            0, assign, scores, 'amax', include_self=False)
+    cluster_labels = labels.new_zeros(k).scatter_(0, assign, labels)
     order = conf.argsort(descending=True, stable=True)[:max_per_img]
     return InstanceData(bboxes=fused[order].to(device),
                         scores=conf[order].to(device),
-                        labels=cluster_label[order].to(device))
+                        labels=cluster_labels[order].to(device))
+
+
+def _wbf_clusters(boxes: Tensor, scores: Tensor, labels: Tensor,
+                  iou_thr: float) -> Tensor:
+    """WBF's cluster index of each box, boxes visited in the given order.
+
+    Args:
+        boxes (Tensor): Boxes of shape (n, 4), sorted by score descending.
+        scores (Tensor): Their scores of shape (n, ).
+        labels (Tensor): Their classes of shape (n, ).
+        iou_thr (float): IoU with a cluster's fused box above which a box
+            joins it.
+
+    Returns:
+        Tensor: Long cluster index of shape (n, ), numbered in the order the
+        clusters are started.
+    """
+    n = len(boxes)
+    assign = torch.zeros(n, dtype=torch.long)
+    # the running fused box of each cluster decides the later matches
+    fused, wsum = boxes.new_zeros(n, 4), boxes.new_zeros(n, 4)
+    ssum = scores.new_zeros(n)
+    cluster_labels = labels.new_full((n, ), -1)
+    k = 0
+    for i in range(n):
+        j = -1
+        if k:
+            ious = bbox_overlaps(boxes[i, None], fused[:k])[0]
+            # a box may only join a cluster of its own class
+            ious = ious.masked_fill(cluster_labels[:k] != labels[i], -1.)
+            j = int(ious.argmax())
+            j = j if ious[j] > iou_thr else -1
+        if j < 0:
+            j, k = k, k + 1
+            cluster_labels[j] = labels[i]
+        assign[i] = j
+        wsum[j] += scores[i] * boxes[i]
+        ssum[j] += scores[i]
+        fused[j] = wsum[j] / ssum[j] if ssum[j] > 0 else \
+            boxes[:i + 1][assign[:i + 1] == j].mean(dim=0)
+    return assign
 
 
 _METHODS = dict(nms=pool_nms_ensemble, wbf=weighted_boxes_fusion)
