@@ -1,6 +1,7 @@
 import mmdet.datasets  # noqa: F401  (parent registries do not run their locations imports)
 
 from .cifar100_dataset import CIFAR100Dataset, load_cifar_pickle
+from .kvasir_seg_dataset import KvasirSegDataset
 from .msi_tile_dataset import MSITileDataset
 
-__all__ = ['CIFAR100Dataset', 'MSITileDataset', 'load_cifar_pickle']
+__all__ = ['CIFAR100Dataset', 'KvasirSegDataset', 'MSITileDataset', 'load_cifar_pickle']
