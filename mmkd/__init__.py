@@ -4,7 +4,9 @@ import mmdet
 import mmengine
 from mmengine.utils import digit_version
 
-from .utils.checkpoint_allowlist import register_checkpoint_safe_globals
+from .utils.atomic_local_backend import register_atomic_local_backend
+from .utils.checkpoint_allowlist import (install_checkpoint_load_errors,
+                                         register_checkpoint_safe_globals)
 from .version import __version__
 
 _MMCV_RANGE = ('2.1.0', '2.2.0')
@@ -26,5 +28,10 @@ _check_version('mmdet', mmdet.__version__, _MMDET_RANGE)
 # mmengine 0.10.7 resumes with torch.load's weights_only=True default (torch >= 2.6);
 # allow exactly the types its checkpoints hold (see utils/checkpoint_allowlist.py).
 register_checkpoint_safe_globals()
+# ... and a refused or truncated checkpoint names its file (same module).
+install_checkpoint_load_errors()
+# Checkpoints are written atomically through file backend 'atomic_local'
+# (utils/atomic_local_backend.py; configs/_base_/default_runtime.py selects it).
+register_atomic_local_backend()
 
 __all__ = ['__version__', 'register_checkpoint_safe_globals']

@@ -29,14 +29,14 @@ model = dict(
         bgr_to_rgb=True,
         pad_size_divisor=32))
 _train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 _test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

@@ -3,5 +3,8 @@ import mmdet.datasets  # noqa: F401  (parent registries do not run their locatio
 from .cifar100_dataset import CIFAR100Dataset, load_cifar_pickle
 from .kvasir_seg_dataset import KvasirSegDataset
 from .msi_tile_dataset import MSITileDataset
+from .transforms import LoadImageChecked
 
-__all__ = ['CIFAR100Dataset', 'KvasirSegDataset', 'MSITileDataset', 'load_cifar_pickle']
+__all__ = [
+    'CIFAR100Dataset', 'KvasirSegDataset', 'LoadImageChecked', 'MSITileDataset', 'load_cifar_pickle'
+]

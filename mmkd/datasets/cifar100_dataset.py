@@ -83,6 +83,9 @@ class CIFAR100Dataset(Dataset):
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise ValueError(f'{path}: data must be uint8 of shape (N, 3072), got '
                              f'{data.dtype} {data.shape}')
+        if len(data) == 0:
+            raise ValueError(f'{path} holds no images (data has 0 rows): the split is empty; '
+                             'download and unpack cifar-100-python again')
         # Each row is 1024 R, 1024 G, 1024 B values, every plane row-major 32x32.
         return np.ascontiguousarray(data.reshape(-1, 3, 32, 32))
 

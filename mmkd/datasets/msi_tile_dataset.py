@@ -92,7 +92,8 @@ class MSITileDataset(Dataset):
     """MSI-vs-MSS classification of TCGA colorectal H&E tiles, read from class folders.
 
     The class comes from the parent folder: ``MSIMUT*``/``MSI*`` → 1 ('MSI'), ``MSS*`` → 0
-    ('MSS'). Two on-disk layouts are read as their publishers ship them (see data/README.md):
+    ('MSS'); other folders beside them are skipped with a warning that counts them. Two on-disk
+    layouts are read as their publishers ship them (see data/README.md):
 
     * ``'kather'`` (Kather et al. 2019, Zenodo 2530835): ``data_root/{TRAIN,TEST}/{MSIMUT,MSS}/``
       ``*.png``. Each zip unpacks to one class folder: unzip ``CRC_DX_TRAIN_MSIMUT.zip`` and
@@ -185,6 +186,13 @@ class MSITileDataset(Dataset):
         if not class_folders:
             raise ValueError(f'{folder} has no MSI*/MSS* class folders (found '
                              f'{_subdirs(folder)}): expected {hint}')
+        others = [d for d in _subdirs(folder) if class_label(d) is None]
+        if others:
+            # A third class (e.g. Kather's tissue types ADI, DEB, ...) cannot be told apart
+            # from a stray folder, so it is not read: say so rather than drop it silently.
+            print_log(f'{folder}: skipped {len(others)} folders that are not MSI*/MSS* class '
+                      f'folders, e.g. {others[:3]}; this dataset has the 2 classes MSS and MSI',
+                      logger='current', level=logging.WARNING)
         paths, labels = [], []
         for class_folder, label in class_folders:
             images = _list_images(class_folder)

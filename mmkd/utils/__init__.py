@@ -1,11 +1,17 @@
-from .checkpoint_allowlist import (CHECKPOINT_SAFE_GLOBALS,
+from .atomic_local_backend import AtomicLocalBackend, register_atomic_local_backend
+from .checkpoint_allowlist import (CHECKPOINT_SAFE_GLOBALS, RefusedCheckpointError,
+                                   install_checkpoint_load_errors,
                                    register_checkpoint_safe_globals)
 from .export import export_students
-from .launch import resolve_model, set_data_root, setup_launcher
+from .launch import (add_run_arguments, load_run_config, resolve_model, set_data_root,
+                     setup_launcher)
 from .metric_table import format_metric_table
 from .setup_env import register_all_modules
 
 __all__ = [
-    'CHECKPOINT_SAFE_GLOBALS', 'export_students', 'format_metric_table', 'register_all_modules',
-    'register_checkpoint_safe_globals', 'resolve_model', 'set_data_root', 'setup_launcher'
+    'add_run_arguments', 'load_run_config',
+    'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'RefusedCheckpointError',
+    'export_students', 'format_metric_table', 'install_checkpoint_load_errors',
+    'register_all_modules', 'register_atomic_local_backend', 'register_checkpoint_safe_globals',
+    'resolve_model', 'set_data_root', 'setup_launcher'
 ]

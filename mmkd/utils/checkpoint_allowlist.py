@@ -9,13 +9,20 @@ mmengine's checkpoints hold beside tensors are allowed:
   through ``getattr(HistoryBuffer, 'min')`` etc. Only that use of ``getattr`` is allowed;
 * numpy arrays, scalars and their dtypes (log buffers, ``meta['seed']``);
 * ``collections.Counter`` (``MultiStepLR.milestones`` in the scheduler state).
+
+Anything else is refused by torch. :func:`install_checkpoint_load_errors` makes that refusal,
+and a truncated file, an error that names the file and the refused global, in every path that
+opens a checkpoint through mmengine (``Runner.resume``/``load_checkpoint``, ``load_from``,
+``mmengine.runner.load_checkpoint``, ``init_cfg=dict(type='Pretrained')``, offline teachers).
 """
 import collections
 import pickle
+import re
 
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
 
 
 _BUILTIN_STATISTICS = {'min', 'max', 'current', 'mean'}
@@ -54,3 +61,60 @@ CHECKPOINT_SAFE_GLOBALS = [
 def register_checkpoint_safe_globals() -> None:
     """Add :data:`CHECKPOINT_SAFE_GLOBALS` to torch's ``weights_only`` allow-list."""
     torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
+
+
+class RefusedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a pickled object outside the ``weights_only`` allow-list."""
+
+
+def _unpickler_complaint(message: str) -> str:
+    """What torch's weights-only unpickler objected to, out of its long message."""
+    found = re.search(r'GLOBAL (\S+)', message)
+    if found:
+        return found.group(1)
+    found = re.search(r'WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)',
+                      message, re.S)
+    return found.group(1) if found and found.group(1) else message.strip()
+
+
+def _explain_load_error(filename: str, error: Exception) -> Exception:
+    text = str(error)
+    # A refusal names a global (torch) or comes from the getattr guard above; anything else
+    # the unpickler chokes on (an unknown opcode, a cut-off stream) is a damaged file.
+    if 'GLOBAL ' in text or __name__ in text:
+        return RefusedCheckpointError(
+            f'checkpoint {filename} was not loaded: it holds a pickled object outside the '
+            f'allow-list ({_unpickler_complaint(text)}). Unpickling it could run code from '
+            'the file, so mmkd keeps torch.load(weights_only=True) and refuses it '
+            '(mmkd/utils/checkpoint_allowlist.py lists what mmengine checkpoints may hold). '
+            'If you trust where the file comes from, load it once by hand and save only its '
+            'tensors (e.g. its state_dict) to a new file.')
+    detail = _unpickler_complaint(text) or f'{type(error).__name__}: the file ends too early'
+    return RuntimeError(
+        f'checkpoint {filename} was not loaded: it is truncated, corrupt or not a PyTorch '
+        f'checkpoint ({detail}). A process killed while writing leaves such a file: use an '
+        'earlier checkpoint.')
+
+
+def install_checkpoint_load_errors() -> None:
+    """Wrap ``mmengine.runner.CheckpointLoader.load_checkpoint`` (through which every mmengine
+    checkpoint load goes, whatever the scheme) so that a refused pickle or a truncated file
+    is re-raised with the file name. Installing twice wraps once."""
+    original = CheckpointLoader.load_checkpoint.__func__
+    if getattr(original, '_mmkd_wrapped', False):
+        return
+
+    def load_checkpoint(cls, filename, map_location=None, logger='current'):
+        try:
+            return original(cls, filename, map_location, logger)
+        except (pickle.UnpicklingError, EOFError) as e:
+            raise _explain_load_error(filename, e) from e
+        except RuntimeError as e:
+            # torch's own text for a cut-off zip archive names no file.
+            if 'PytorchStreamReader' not in str(e):
+                raise
+            raise _explain_load_error(filename, e) from e
+
+    load_checkpoint._mmkd_wrapped = True
+    load_checkpoint.__doc__ = original.__doc__
+    CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)

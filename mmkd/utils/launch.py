@@ -1,9 +1,11 @@
 """What tools/train.py and tools/test.py share: config overrides and CPU-safe DDP set-up."""
+import argparse
 import os
+import os.path as osp
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -57,3 +59,35 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     cfg.env_cfg = {**cfg.get('env_cfg', {}), 'dist_cfg': dict(backend='gloo')}
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
     os.environ.setdefault('LOCAL_RANK', '0')
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options tools/train.py and tools/test.py share, with mmdet's names."""
+    parser.add_argument('--work-dir', help='the dir to save logs, models and results')
+    parser.add_argument('--data-root', help='use this data_root for every dataloader '
+                        '(e.g. data/kvasir_sample to run on the bundled sample)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs (xxx=yyy format)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_run_config(args: argparse.Namespace) -> Config:
+    """The config of ``args.config`` with the shared options applied: ``--cfg-options``,
+    ``--data-root``, a top-level ``model=dict(base=...)`` expanded, the launcher set up, and
+    the work dir (``./work_dirs/<config name>`` by default)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    resolve_model(cfg)
+    setup_launcher(cfg, args.launcher)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg

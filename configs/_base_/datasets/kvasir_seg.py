@@ -4,15 +4,18 @@ dataset_type = 'KvasirSegDataset'
 data_root = 'data/kvasir-seg/Kvasir-SEG/'
 img_scale = (512, 512)
 
+# LoadImageChecked is mmcv's LoadImageFromFile that fails on a corrupt or truncated image with
+# an error naming the file, whatever the OpenCV version (mmkd/datasets/transforms/).
+
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

@@ -1,6 +1,9 @@
+import os
+import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
@@ -37,6 +40,12 @@ class MultiModelClsMetric(BaseMetric):
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix added to every key. Defaults to None,
             since the keys already start with the model name.
+        save_predictions (str, optional): A ``.pt`` path. When set, every
+            evaluation also writes (on rank 0, with ``torch.save``, replacing
+            the file) the de-duplicated predictions it scored:
+            ``dict(sample_idx=LongTensor(n), labels=LongTensor(n),
+            probs={model: FloatTensor(n, C)})``, the input of
+            ``tools/plot_figures.py --predictions``. Defaults to None.
     """
     default_prefix: Optional[str] = None
 
@@ -44,7 +53,8 @@ class MultiModelClsMetric(BaseMetric):
                  topk: Sequence[int] = (1, 5),
                  num_bins: int = 10,
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 save_predictions: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if len(topk) == 0 or any(int(k) != k or k < 1 for k in topk):
             raise ValueError('`topk` must be a non-empty sequence of '
@@ -53,6 +63,7 @@ class MultiModelClsMetric(BaseMetric):
             raise ValueError(f'`num_bins` must be >= 1, got {num_bins}')
         self.topk = tuple(int(k) for k in topk)
         self.num_bins = num_bins
+        self.save_predictions = save_predictions
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store each batch dict as detached CPU tensors.
@@ -101,10 +112,17 @@ class MultiModelClsMetric(BaseMetric):
                     'predict must return the same model names every batch')
         keep = _first_occurrence(torch.cat([r['sample_idx'] for r in results]))
         labels = torch.cat([r['gt_label'] for r in results])[keep]
-        metrics = {}
+        metrics, all_probs = {}, {}
         for name in names:
             probs = torch.cat([r['probs'][name] for r in results])[keep]
+            all_probs[name] = probs
             metrics.update(self._model_metrics(name, probs, labels))
+        if self.save_predictions and is_main_process():
+            sample_idx = torch.cat([r['sample_idx'] for r in results])[keep]
+            if osp.dirname(self.save_predictions):
+                os.makedirs(osp.dirname(self.save_predictions), exist_ok=True)
+            torch.save(dict(sample_idx=sample_idx, labels=labels, probs=all_probs),
+                       self.save_predictions)
         return metrics
 
     def _model_metrics(self, name: str, probs: Tensor,

@@ -2,11 +2,10 @@
 from typing import Dict, List, Optional, Tuple, Type, Union
 
 import torch.nn as nn
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, kaiming_init
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from ..utils.kaiming_init_module import KaimingInitModule
 
 
 def conv3x3(in_channels: int,
@@ -100,7 +99,7 @@ Block = Type[Union[BasicBlock, Bottleneck]]
 
 
 @MODELS.register_module()
-class CIFARResNet(BaseModule):
+class CIFARResNet(KaimingInitModule):
     """ResNet / ResNeXt for CIFAR, cut into stages for multi-exit networks.
 
     The backbone of BYOT (`Be Your Own Teacher
@@ -207,22 +206,6 @@ class CIFARResNet(BaseModule):
             for _ in range(1, num_blocks)
         ]
         return nn.Sequential(*layers)
-
-    def init_weights(self) -> None:
-        """Kaiming-normal convs and unit BN, or ``init_cfg`` when given."""
-        if self.init_cfg is not None:
-            super().init_weights()
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                kaiming_init(
-                    m,
-                    mode='fan_out',
-                    nonlinearity='relu',
-                    distribution='normal')
-            elif isinstance(m, nn.BatchNorm2d):
-                constant_init(m, 1, bias=0)
-        self._is_init = True
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Run the stem and the N stages.

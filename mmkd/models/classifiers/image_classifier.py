@@ -6,10 +6,11 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from ..utils import FiniteLossMixin
 
 
 @MODELS.register_module()
-class ImageClassifier(BaseModel):
+class ImageClassifier(FiniteLossMixin, BaseModel):
     """Backbone → global average pooling → linear classifier; a teacher or student of KD+ML,
     or a standalone model (e.g. a student exported from a distiller).
 

@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from mmkd.registry import MODELS
 from ..losses import box_distance
+from ..utils import FiniteLossMixin
 
 
 def image_sizes(data_samples: List[DetDataSample], like: Tensor) -> Tensor:
@@ -37,7 +38,7 @@ def nearest_gt(boxes: Tensor, data_samples: List[DetDataSample]) -> Tensor:
 
 
 @MODELS.register_module()
-class SingleBoxRegressor(BaseModel):
+class SingleBoxRegressor(FiniteLossMixin, BaseModel):
     """A classification backbone regressing one box and its confidence per image (paper B's
     polyp localisation; SPEC §5.3 mode R).
 

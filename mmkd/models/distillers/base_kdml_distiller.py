@@ -9,6 +9,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
 from mmkd.registry import MODELS
+from ..utils import FiniteLossMixin
 
 ModelCfg = Union[dict, str]
 
@@ -43,7 +44,7 @@ def build_model_cfg(cfg: ModelCfg, key: str) -> nn.Module:
     return MODELS.build(resolve_model_cfg(cfg, key))
 
 
-class BaseKDMLDistiller(BaseModel):
+class BaseKDMLDistiller(FiniteLossMixin, BaseModel):
     """What every teacher → K-student distiller shares: building the models, the teacher's
     lifecycle (online or offline) and model names.
 

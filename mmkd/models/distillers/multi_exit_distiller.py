@@ -9,13 +9,13 @@ from mmkd.registry import MODELS
 from ..heads import ExitHead
 from ..losses import (dmfl_loss, feature_hint_loss, kd_kl_div_loss, one_hot_probs,
                       soft_target_ce_loss)
-from ..utils import PSKDMemory
+from ..utils import FiniteLossMixin, PSKDMemory
 
 ExitOutputs = List[Tuple[Tensor, Tensor, Tensor]]  # per exit: logits, pooled feat, feat map
 
 
 @MODELS.register_module()
-class MultiExitDistiller(BaseModel):
+class MultiExitDistiller(FiniteLossMixin, BaseModel):
     """Multi-exit self-distillation: PS-KD, BYOT and DMFL, each switchable (paper A).
 
     A backbone cut into N stages gets a classifier exit after each stage (``ExitHead``; exits

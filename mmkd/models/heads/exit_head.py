@@ -3,11 +3,10 @@ from typing import List, Optional, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, kaiming_init
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from ..utils.kaiming_init_module import KaimingInitModule
 
 
 class SepConv(nn.Module):
@@ -95,7 +94,7 @@ def attention_sepconv_branch(in_channels: int, feat_channels: int,
 
 
 @MODELS.register_module()
-class ExitHead(BaseModule):
+class ExitHead(KaimingInitModule):
     """Classifier exit attached to one backbone stage (BYOT).
 
     `Be Your Own Teacher <https://arxiv.org/abs/1905.08094>`_ attaches an exit
@@ -173,22 +172,6 @@ class ExitHead(BaseModule):
             raise ValueError(
                 f"branch='bottleneck' narrows to feat_channels / 4, so "
                 f'feat_channels must be a multiple of 4, got {feat_channels}')
-
-    def init_weights(self) -> None:
-        """Kaiming-normal convs and unit BN, or ``init_cfg`` when given."""
-        if self.init_cfg is not None:
-            super().init_weights()
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                kaiming_init(
-                    m,
-                    mode='fan_out',
-                    nonlinearity='relu',
-                    distribution='normal')
-            elif isinstance(m, nn.BatchNorm2d):
-                constant_init(m, 1, bias=0)
-        self._is_init = True
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Classify one stage map.
