@@ -248,7 +248,7 @@ def kdml_det_step(args):
     data = _det_batch(model, args.det_batch_size, args.det_img_size)
     preprocess = model.data_preprocessor
     contenders = {'kdml': _train_step_fn(model, data)}
-    for name, det in model._detectors().items():
+    for name, det in model.named_models().items():
         det.data_preprocessor = preprocess  # the same preprocessing, trained alone
         contenders[name] = _train_step_fn(det, data)
     times = _side_by_side(contenders, args.reps)

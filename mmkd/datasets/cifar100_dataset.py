@@ -15,6 +15,7 @@ _ALLOWED_GLOBALS = {
     ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
     ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),  # protocol 5
     ('_codecs', 'encode'),  # how Python 3 writes bytes at pickle protocol 2
+    ('__builtin__', 'bytes'), ('builtins', 'bytes'),  # ... and empty bytes (an empty array)
 }
 
 

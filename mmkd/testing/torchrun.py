@@ -1,5 +1,7 @@
 """Run ``tools/train.py`` / ``tools/test.py`` as a subprocess: one process, or several under
 ``torchrun`` (CPU, gloo), as the tests of ``tests/test_distributed`` do."""
+import glob
+import json
 import os
 import os.path as osp
 import signal
@@ -8,8 +10,14 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
+import torch
+
 import mmkd
 
+BN_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
+# custom_imports of a config that uses RankStateDumpHook / RankInterleavedSampler
+TEST_IMPORTS = ['mmkd', 'mmkd.testing.rank_state_dump_hook',
+                'mmkd.testing.rank_interleaved_sampler']
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(mmkd.__file__)))
 
 
@@ -71,3 +79,24 @@ def _run(cmd: Sequence[str], env: dict, timeout: float):
         out, _ = proc.communicate()
         return -9, f'{out}\n[killed after {timeout} s]'
     return proc.returncode, out
+
+
+def read_test_metrics(work_dir: str) -> dict:
+    """The metrics of a ``tools/test.py --work-dir work_dir`` run, at full precision (the
+    printed table rounds): mmengine's ``LoggerHook`` writes them as the last line of
+    ``<work_dir>/<timestamp>/<timestamp>.json`` after the test epoch."""
+    files = glob.glob(osp.join(str(work_dir), '*', '*.json'))
+    if len(files) != 1:
+        raise FileNotFoundError(f'expected one <timestamp>.json under {work_dir}, got {files}')
+    with open(files[0], encoding='utf-8') as f:
+        logged = json.loads(f.read().splitlines()[-1])
+    return {k: v for k, v in logged.items() if '/' in k}  # not time, data_time
+
+
+def rank_dumps_differ(a: dict, b: dict) -> list:
+    """Keys whose tensors differ between two ``RankStateDumpHook`` files, BatchNorm running
+    statistics left out: under DDP (``broadcast_buffers=True``) each forward starts from rank
+    0's buffers and then updates them with the rank's own batch, so they legitimately differ
+    by the last step; they never enter a training-mode forward."""
+    return [k for k in a['state_dict'] if not k.endswith(BN_STATS)
+            and not torch.equal(a['state_dict'][k], b['state_dict'][k])]

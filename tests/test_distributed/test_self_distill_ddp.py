@@ -16,8 +16,6 @@ under DDP (``broadcast_buffers=True``) every forward starts from rank 0's buffer
 rank's final statistics are those of rank 0 updated by its own last batch, while the reference
 updates them once per micro-batch.
 """
-import glob
-import json
 import os.path as osp
 import pickle
 
@@ -26,15 +24,14 @@ import torch
 from mmengine.config import Config
 
 from mmkd.testing import write_cifar100
-from mmkd.testing.torchrun import REPO_ROOT, run_tool
+from mmkd.testing.torchrun import (BN_STATS, REPO_ROOT, TEST_IMPORTS, read_test_metrics,
+                                   run_tool)
 
 CONFIG = osp.join(REPO_ROOT, 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py')
 BATCH = 25  # per rank: 100 training samples -> 2 steps per epoch on each of 2 ranks
 EPOCHS = 2  # epoch 2 reads the PS-KD memory written in epoch 1
 NUM_TEST = 51  # odd: the distributed test sampler pads rank 1 with a repeated sample
 TOL = dict(rtol=1e-5, atol=1e-6)
-BN_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
-IMPORTS = ['mmkd', 'mmkd.testing.rank_state_dump_hook', 'mmkd.testing.rank_interleaved_sampler']
 
 
 def write_data(root: str) -> None:
@@ -53,7 +50,7 @@ def write_configs(data_root: str, folder) -> tuple:
     """The paper config with a tiny backbone (``ddp.py``) and its accumulation replay
     (``reference.py``), written as files for tools/train.py."""
     cfg = Config.fromfile(CONFIG)
-    cfg.custom_imports = dict(imports=IMPORTS, allow_failed_imports=False)
+    cfg.custom_imports = dict(imports=TEST_IMPORTS, allow_failed_imports=False)
     cfg.model.backbone.base_channels = 8
     for name in ('train_dataloader', 'test_dataloader'):
         cfg[name].update(batch_size=BATCH, num_workers=0, persistent_workers=False)
@@ -144,16 +141,6 @@ def test_each_rank_step_matches_its_reference_micro_batch(runs):
             for key, value in it['losses'].items():
                 assert value == pytest.approx(ref['losses'][key], rel=1e-5, abs=1e-6), (
                     rank, t, key)
-
-
-def read_test_metrics(work_dir) -> dict:
-    """The metrics mmengine's LoggerHook writes to ``<work_dir>/<timestamp>/<timestamp>.json``
-    after a test epoch (full precision, unlike the printed table)."""
-    files = glob.glob(osp.join(str(work_dir), '*', '*.json'))
-    assert len(files) == 1, files
-    with open(files[0]) as f:
-        logged = json.loads(f.read().splitlines()[-1])
-    return {k: v for k, v in logged.items() if '/' in k}  # not time, data_time
 
 
 def test_test_tool_on_two_processes_matches_one(runs):

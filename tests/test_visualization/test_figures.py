@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import time
 
 import cv2
 import numpy as np
@@ -190,7 +191,7 @@ class TestSavePredictions:
 
 
 # ------------------------------------------------------------------ real tiny runs
-def tiny_kdml_cfg(data_root, work_dir):
+def tiny_kdml_cfg(data_root, work_dir, name):
     """The paper-B MSI config with tiny CIFAR ResNets (as tests/test_integration)."""
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'))
     set_data_root(cfg, data_root)
@@ -205,7 +206,14 @@ def tiny_kdml_cfg(data_root, work_dir):
     cfg.default_hooks.logger.interval = 1
     cfg.randomness = dict(seed=0)
     cfg.work_dir = str(work_dir)
+    cfg.visualizer.name = unique_name(name)
     return cfg
+
+
+def unique_name(name):
+    """mmdet's configs name their visualizer 'visualizer': a runner in a process that already
+    built one would log into that one's folder. A fresh name gives a run its own vis_data."""
+    return f'test_figures_{name}_{time.time_ns()}'
 
 
 def load_plot_figures():
@@ -217,28 +225,31 @@ def load_plot_figures():
 
 
 def test_cli_on_trained_resumed_and_tested_kdml_work_dir(tmp_path):
-    """tools/train.py (1 epoch), tools/train.py --resume (epoch 2), tools/test.py saving the
-    predictions, then tools/plot_figures.py: every figure of the classification path."""
+    """A tiny KD+ML run of 1 epoch, resumed for epoch 2 and tested with the predictions
+    saved, then tools/plot_figures.py: every figure of the classification path."""
     data_root = str(tmp_path / 'msi')
     write_msi_tiles(data_root, layout='kaggle', num_patients=6, tiles_per_patient=4,
                     img_size=32)
     work_dir = str(tmp_path / 'work')
-    config = str(tmp_path / 'tiny_kdml.py')
-    tiny_kdml_cfg(data_root, work_dir).dump(config)
-    run_tool('train', [config])
-    run_tool('train', [config, '--resume', '--cfg-options', 'train_cfg.max_epochs=2'])
+    Runner.from_cfg(tiny_kdml_cfg(data_root, work_dir, 'first')).train()
+    time.sleep(1.0)  # a run's folder is its start time in seconds
+    cfg = tiny_kdml_cfg(data_root, work_dir, 'resumed')
+    cfg.train_cfg.max_epochs, cfg.resume = 2, True
     preds = str(tmp_path / 'preds' / 'test.pt')
-    run_tool('test', [config, osp.join(work_dir, 'epoch_2.pth'), '--cfg-options',
-                      f'test_evaluator.save_predictions={preds}'])
+    cfg.test_evaluator.save_predictions = preds
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    test_metrics = runner.test()
+    assert last_metrics(work_dir) == pytest.approx(test_metrics)
 
     scalars = find_scalars_files(work_dir)
-    assert len(scalars) == 2  # the two training runs; the test run logs no scalars
+    assert len(scalars) == 2
     train, val = read_scalars(scalars)
     iters = [r['iter'] for r in train]
     assert iters == list(range(1, len(iters) + 1)) and len(iters) == 6  # 3 per epoch
     assert [r['step'] for r in val] == [1, 2]
-    with open(scalars[0]) as f:  # the resumed run continued: its iterations are not in A
-        assert max(json.loads(line).get('iter', 0) for line in f) == 3
+    with open(scalars[1]) as f:  # the second run resumed: it did not train epoch 1 again
+        assert min(json.loads(line).get('iter', 99) for line in f) == 4
 
     out_dir = str(tmp_path / 'figures')
     run_tool('plot_figures', [work_dir, '--predictions', preds, '--out-dir', out_dir])
@@ -250,6 +261,7 @@ def test_cli_on_trained_resumed_and_tested_kdml_work_dir(tmp_path):
     for model in CLS_MODELS:
         assert_png(osp.join(out_dir, f'reliability_{model}.png'), 'reliability_diagram')
     saved = torch.load(preds, weights_only=True)
+    assert list(saved['probs']) == list(CLS_MODELS)
     assert saved['probs']['ensemble'].shape == (len(saved['labels']), 2)
 
 
@@ -271,9 +283,7 @@ def test_detection_work_dir_with_pictures(tmp_path):
     cfg.default_hooks.logger.interval = 1
     cfg.randomness = dict(seed=0)
     cfg.work_dir = work_dir = str(tmp_path / 'work')
-    # mmdet names its visualizer 'visualizer': a runner in a process that already built
-    # one would log into that one's folder. A fresh name gives this run its own vis_data.
-    cfg.visualizer.name = f'figures_{id(tmp_path)}'
+    cfg.visualizer.name = unique_name('det')
     pictures = str(tmp_path / 'pictures')
     cfg.custom_hooks = [dict(type='DetComparisonHook', out_dir=pictures)]
     runner = Runner.from_cfg(cfg)

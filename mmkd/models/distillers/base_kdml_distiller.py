@@ -111,6 +111,16 @@ class BaseKDMLDistiller(FiniteLossMixin, BaseModel):
         teacher = [] if self.teacher is None else ['teacher']
         return teacher + [f'student{k}' for k in range(self.num_students)]
 
+    def named_models(self) -> Dict[str, nn.Module]:
+        """``{'teacher': …, 'student0': …, …}`` in that order (no teacher in ML-only runs)."""
+        teacher = [] if self.teacher is None else [self.teacher]
+        return dict(zip(self.model_names, teacher + list(self.students)))
+
+    def check_mutual_learning(self, ml_weight: float) -> None:
+        if ml_weight > 0 and self.num_students < 2:
+            raise ValueError(f'model.ml_weight={ml_weight} needs at least 2 students for '
+                             'mutual learning, got 1: add a student or set ml_weight=0')
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.offline:

@@ -107,9 +107,7 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                  init_cfg: Optional[dict] = None):
         super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
                          data_preprocessor, init_cfg)
-        if ml_weight > 0 and self.num_students < 2:
-            raise ValueError(f'model.ml_weight={ml_weight} needs at least 2 students for '
-                             'mutual learning, got 1: add a student or set ml_weight=0')
+        self.check_mutual_learning(ml_weight)
         if ensemble not in ('nms', 'wbf'):
             raise ValueError(f"model.ensemble must be 'nms' or 'wbf', got {ensemble!r}")
         self._check_geometry()
@@ -119,12 +117,8 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.box_weights = (box_l1_weight, box_giou_weight)
         self.ensemble, self.ensemble_iou_thr = ensemble, ensemble_iou_thr
 
-    def _detectors(self):
-        return dict(zip(self.model_names,
-                        ([] if self.teacher is None else [self.teacher]) + list(self.students)))
-
     def _check_geometry(self) -> None:
-        detectors = self._detectors()
+        detectors = self.named_models()
         for name, det in detectors.items():
             if not hasattr(det, 'bbox_head') or not hasattr(det, 'extract_feat'):
                 raise TypeError(f'model.{name} ({type(det).__name__}) is not a one-stage mmdet '
@@ -151,7 +145,7 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return {name: det._forward(inputs) for name, det in self._detectors().items()}
+            return {name: det._forward(inputs) for name, det in self.named_models().items()}
         raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
 
     @staticmethod
@@ -166,7 +160,7 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         h, w = inputs.shape[-2:]
         scale = inputs.new_tensor([w, h, w, h])
         losses, dense = {}, {}
-        for name, det in self._detectors().items():
+        for name, det in self.named_models().items():
             if name == 'teacher' and self.offline:
                 with torch.no_grad():
                     _, dense[name] = self._run(det, inputs)
@@ -218,6 +212,6 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                 rescale: bool = True) -> List[DetDataSample]:
         per_model = {name: [s.pred_instances for s in det.predict(inputs, data_samples,
                                                                    rescale=rescale)]
-                     for name, det in self._detectors().items()}
+                     for name, det in self.named_models().items()}
         return attach_detections(data_samples, per_model, self.predict_on, self.num_students,
                                  self.ensemble, self.ensemble_iou_thr)

@@ -63,10 +63,8 @@ class KDMLDistiller(BaseKDMLDistiller):
                              f"'self_to_peer', got {peer_kl_direction!r}")
         if ensemble not in ('max', 'mean'):
             raise ValueError(f"model.ensemble must be 'max' or 'mean', got {ensemble!r}")
-        if ml_weight > 0 and self.num_students < 2:
-            raise ValueError(f'model.ml_weight={ml_weight} needs at least 2 students for '
-                             'mutual learning, got 1: add a student or set ml_weight=0')
-        classes = {name: m.num_classes for name, m in zip(self.model_names, self._models())}
+        self.check_mutual_learning(ml_weight)
+        classes = {name: m.num_classes for name, m in self.named_models().items()}
         if len(set(classes.values())) != 1:
             raise ValueError(f'teacher and students must predict the same classes, got '
                              f'num_classes {classes} (model.teacher / model.students[k])')
@@ -79,9 +77,6 @@ class KDMLDistiller(BaseKDMLDistiller):
         """The student's classifier config, named ``student{k}`` so that it reports the
         same metric keys alone as inside the distiller."""
         return dict(super().standalone_student_cfg(model_cfg, k), name=f'student{k}')
-
-    def _models(self):
-        return ([] if self.teacher is None else [self.teacher]) + list(self.students)
 
     def forward(self, inputs: Tensor, data_samples: Optional[dict] = None,
                 mode: str = 'tensor'):

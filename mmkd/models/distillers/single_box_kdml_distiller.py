@@ -48,14 +48,8 @@ class SingleBoxKDMLDistiller(BaseKDMLDistiller):
                  init_cfg: Optional[dict] = None):
         super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
                          data_preprocessor, init_cfg)
-        if ml_weight > 0 and self.num_students < 2:
-            raise ValueError(f'model.ml_weight={ml_weight} needs at least 2 students for '
-                             'mutual learning, got 1: add a student or set ml_weight=0')
+        self.check_mutual_learning(ml_weight)
         self.gt_weight, self.kd_weight, self.ml_weight = gt_weight, kd_weight, ml_weight
-
-    def _models(self) -> Dict[str, torch.nn.Module]:
-        return dict(zip(self.model_names,
-                        ([] if self.teacher is None else [self.teacher]) + list(self.students)))
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
@@ -63,12 +57,12 @@ class SingleBoxKDMLDistiller(BaseKDMLDistiller):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return {name: m.boxes(inputs) for name, m in self._models().items()}
+            return {name: m.boxes(inputs) for name, m in self.named_models().items()}
         raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
 
     def loss(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         outs, losses = {}, {}
-        for name, model in self._models().items():
+        for name, model in self.named_models().items():
             if name == 'teacher' and self.offline:
                 with torch.no_grad():
                     outs[name] = model.boxes(inputs)
@@ -93,5 +87,5 @@ class SingleBoxKDMLDistiller(BaseKDMLDistiller):
     def predict(self, inputs: Tensor, data_samples: List[DetDataSample]
                 ) -> List[DetDataSample]:
         per_model = {name: model.to_instances(*model.boxes(inputs), data_samples)
-                     for name, model in self._models().items()}
+                     for name, model in self.named_models().items()}
         return attach_detections(data_samples, per_model, self.predict_on, self.num_students)

@@ -68,7 +68,7 @@ class TestDetKDMLDistiller:
         x, samples = batch()
         losses = model.loss(x, samples)
         dense = {}
-        for name, det in model._detectors().items():
+        for name, det in model.named_models().items():
             outs = det.bbox_head(det.extract_feat(x))
             dense[name] = dense_predictions(det.bbox_head, outs[0], outs[1])
         s, t = dense['student0'], dense['teacher']

@@ -1,0 +1,112 @@
+"""Classification KD + ML (online teacher, two peer students) under 2-process DDP against its
+single-process accumulation replay, and ``tools/test.py`` on 2 processes against 1.
+
+The replay and why it is exact are explained in ``test_self_distill_ddp.py``: per-rank batch B
+on 2 ranks == micro-batches of B with ``accumulative_counts=2`` in ``RankInterleavedSampler``
+order. The distiller needs no ``find_unused_parameters``: DDP's default (False) raises at the
+next step when a parameter got no gradient, and each rank takes two steps.
+"""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmkd.testing import write_msi_tiles
+from mmkd.testing.torchrun import (BN_STATS, REPO_ROOT, TEST_IMPORTS, read_test_metrics,
+                                   run_tool)
+
+CONFIG = osp.join(REPO_ROOT, 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py')
+BATCH = 5  # 20 training tiles: 2 steps on each of 2 ranks; 5 test tiles (odd)
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+def load(path):
+    return torch.load(path, weights_only=True)
+
+
+def tiny(width: int) -> dict:
+    return dict(type='CIFARResNet', depth=18, num_stages=2, base_channels=width)
+
+
+def write_configs(data_root: str, folder) -> tuple:
+    cfg = Config.fromfile(CONFIG)
+    cfg.custom_imports = dict(imports=TEST_IMPORTS, allow_failed_imports=False)
+    # The V1 wiring (online teacher, 2 students, max-ensemble) with tiny backbones.
+    cfg.model.teacher.backbone = tiny(16)
+    for student in cfg.model.students:
+        student.backbone = tiny(8)
+    for name, batch in (('train_dataloader', BATCH), ('test_dataloader', 2)):
+        cfg[name].update(batch_size=batch, num_workers=0, persistent_workers=False)
+        cfg[name].dataset.update(data_root=data_root, img_size=32)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1)
+    cfg.custom_hooks = [dict(type='RankStateDumpHook')]
+    cfg.randomness = dict(seed=0)
+    ddp = str(folder / 'ddp.py')
+    cfg.dump(ddp)
+    cfg.train_dataloader.sampler = dict(type='RankInterleavedSampler', world_size=2,
+                                        batch_size=BATCH, shuffle=True)
+    cfg.optim_wrapper.accumulative_counts = 2
+    reference = str(folder / 'reference.py')
+    cfg.dump(reference)
+    return ddp, reference
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('kdml_ddp')
+    write_msi_tiles(str(tmp / 'msi'), layout='kaggle', num_patients=5, tiles_per_patient=5,
+                    img_size=32)
+    ddp, reference = write_configs(str(tmp / 'msi'), tmp)
+    log = str(tmp / 'runs.log')
+    out = run_tool('train', [ddp, '--work-dir', str(tmp / 'ddp')], nproc=2, log_file=log)
+    run_tool('train', [reference, '--work-dir', str(tmp / 'ref')], nproc=1, log_file=log)
+    return dict(tmp=tmp, config=ddp, log=log, ddp_output=out,
+                rank0=load(tmp / 'ddp' / 'rank0.pth'), rank1=load(tmp / 'ddp' / 'rank1.pth'),
+                ref=load(tmp / 'ref' / 'rank0.pth'))
+
+
+def parameters(dump: dict) -> list:
+    state, params = dump['state_dict'], set(dump['param_names'])
+    assert all(k.endswith(BN_STATS) for k in state if k not in params)
+    return [k for k in state if k in params]
+
+
+def test_trains_without_unused_parameters(runs):
+    # The wrapper tools/train.py configures on CPU, with DDP's default
+    # find_unused_parameters=False (the logged config would name it otherwise).
+    out = runs['ddp_output']
+    assert "model_wrapper_cfg = dict(device_ids=None, type='MMDistributedDataParallel')" in out
+    assert 'find_unused_parameters' not in out
+    assert len(runs['rank0']['iters']) == len(runs['rank1']['iters']) == 2
+    keys = parameters(runs['rank0'])
+    assert {k.split('.')[0] for k in keys} == {'teacher', 'students'}
+    for key in keys:
+        assert torch.equal(runs['rank0']['state_dict'][key], runs['rank1']['state_dict'][key]), key
+
+
+def test_weights_and_losses_match_single_process_accumulation(runs):
+    for key in parameters(runs['rank0']):
+        torch.testing.assert_close(runs['rank0']['state_dict'][key],
+                                   runs['ref']['state_dict'][key], **TOL, msg=key)
+    for rank in (0, 1):
+        for t, it in enumerate(runs[f'rank{rank}']['iters']):
+            ref = runs['ref']['iters'][2 * t + rank]
+            assert it['ids'] == ref['ids'], (rank, t)
+            assert {'teacher.loss_cls', 'student1.loss_kd', 'student0.loss_ml'} <= set(it['losses'])
+            for key, value in it['losses'].items():
+                assert value == pytest.approx(ref['losses'][key], rel=1e-5, abs=1e-6), (
+                    rank, t, key)
+
+
+def test_test_tool_on_two_processes_matches_one(runs):
+    tmp, ckpt = runs['tmp'], str(runs['tmp'] / 'ddp' / 'epoch_1.pth')
+    for nproc in (1, 2):
+        run_tool('test', [runs['config'], ckpt, '--work-dir', str(tmp / f'test{nproc}')],
+                 nproc=nproc, log_file=runs['log'])
+    one, two = read_test_metrics(tmp / 'test1'), read_test_metrics(tmp / 'test2')
+    assert {k.split('/')[0] for k in one} == {'teacher', 'student0', 'student1', 'ensemble'}
+    assert set(two) == set(one)
+    for key, value in one.items():
+        assert two[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
