@@ -17,6 +17,8 @@ def tiny_detector(head: str = 'gfl', width: int = 8, num_classes: int = 1) -> di
         backbone=dict(_delete_=True, type='ResNet', depth=18, base_channels=width,
                       num_stages=4, out_indices=(1, 2, 3), norm_cfg=dict(type='BN'),
                       norm_eval=False, style='pytorch', init_cfg=None),
-        neck=dict(in_channels=chans, out_channels=4 * width),
+        # start_level=0: the FPN starts at C3 (stride 8), as the heads' priors assume; the
+        # packaged configs' start_level=1 skips C2, which out_indices already leaves out.
+        neck=dict(in_channels=chans, out_channels=4 * width, start_level=0),
         bbox_head=dict(num_classes=num_classes, in_channels=4 * width,
                        feat_channels=4 * width, stacked_convs=1))

@@ -33,7 +33,8 @@ def run_tool(tool: str, args: Sequence[str], nproc: int = 1, timeout: float = 30
     """Run ``tools/<tool>.py args`` and return its output; raise with its tail on failure.
 
     ``nproc > 1`` launches ``python -m torch.distributed.run --nproc_per_node nproc`` on a
-    free port with ``--launcher pytorch`` (the tools start gloo themselves on CPU). Every
+    free port of 127.0.0.1 with ``--launcher pytorch`` (the tools start gloo themselves on
+    CPU; gloo uses the loopback interface unless ``GLOO_SOCKET_IFNAME`` is set). Every
     process gets ``OMP_NUM_THREADS=1``. A port taken between picking and binding is retried
     once.
 
@@ -47,6 +48,10 @@ def run_tool(tool: str, args: Sequence[str], nproc: int = 1, timeout: float = 30
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
                    p for p in (REPO_ROOT, os.environ.get('PYTHONPATH')) if p))
+    if nproc > 1 and 'lo' in (name for _, name in socket.if_nameindex()):
+        # gloo binds to the address the host name resolves to unless told otherwise; the
+        # loopback interface works in containers without a network too.
+        env.setdefault('GLOO_SOCKET_IFNAME', 'lo')
     script = osp.join(REPO_ROOT, 'tools', f'{tool}.py')
     for attempt in range(2):
         if nproc > 1:

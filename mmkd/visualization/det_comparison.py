@@ -32,7 +32,8 @@ def draw_detection_comparison(image: np.ndarray, gt_boxes: np.ndarray,
             _rect(canvas, box, colour, thick * (2 if name == 'ensemble' else 1))
     for i, (text, colour) in enumerate(legend):
         y = 18 + 18 * i
-        cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3)
+        (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.rectangle(canvas, (3, y - h - 4), (9 + w, y + 4), (0, 0, 0), -1)
         cv2.putText(canvas, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1)
     return canvas
 

@@ -169,6 +169,15 @@ def _colours(models: Sequence[str]) -> Dict[str, object]:
     return colours
 
 
+def _integer_ticks(ax, xs) -> None:
+    """Ticks at the logged iterations / epochs when few, else integer ticks."""
+    xs = sorted(set(xs))
+    if 0 < len(xs) <= 12:
+        ax.set_xticks(xs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig, out_path: PathLike) -> str:
     out_path = str(out_path)
     if osp.dirname(out_path):
@@ -240,7 +249,7 @@ def plot_training_curves(scalars_json_paths: Union[PathLike, Sequence[PathLike]]
             ax.set_yscale('log')
         ax.set_title(f'{group} losses')
         ax.set_xlabel('iteration')
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_ticks(ax, [r['iter'] for r in train])
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax, name in zip(axes[len(groups):], metric_names):
@@ -253,7 +262,7 @@ def plot_training_curves(scalars_json_paths: Union[PathLike, Sequence[PathLike]]
                         ls='--' if ens else '-', lw=2 if ens else 1)
         ax.set_title(name)
         ax.set_xlabel('epoch' if epoch_axis else 'iteration')
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_ticks(ax, val_x)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax in axes[n:]:

@@ -1,22 +1,24 @@
 """Checkpoints written through the 'atomic_local' backend survive a failed or killed write."""
 import errno
 import hashlib
-import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.fileio import get_file_backend
-from mmengine.runner import save_checkpoint
+from mmengine.hooks import Hook
+from mmengine.runner import Runner, save_checkpoint
 
 import mmkd.utils.atomic_local_backend as atomic_module
-from mmkd.utils import AtomicLocalBackend
+from mmkd.testing import write_msi_tiles
+from mmkd.utils import AtomicLocalBackend, set_data_root
 
 BACKEND_ARGS = dict(backend='atomic_local')
 
@@ -79,18 +81,17 @@ def test_put_text_and_nested_folders(tmp_path):
 
 
 def test_stale_tmp_files_of_dead_writers_are_removed(tmp_path):
-    target = tmp_path / 'epoch_1.pth'
+    target, other = tmp_path / 'epoch_1.pth', tmp_path / 'epoch_2.pth'
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True, text=True, check=True).stdout.strip()
-    stale = tmp_path / f'{atomic_module._tmp_prefix(str(target))}{dead}'.split('/')[-1]
-    alive = tmp_path / f'{atomic_module._tmp_prefix(str(target))}{os.getppid()}'.split('/')[-1]
-    other_file = tmp_path / f'{atomic_module._tmp_prefix(str(tmp_path / "epoch_2.pth"))}{dead}'\
-        .split('/')[-1]
-    for path in (stale, alive, other_file):
+    stale, alive, of_other = (Path(atomic_module._tmp_prefix(str(path)) + pid) for path, pid in
+                              ((target, dead), (target, str(os.getppid())), (other, dead)))
+    for path in (stale, alive, of_other):
         path.write_bytes(b'partial')
     AtomicLocalBackend().put(b'complete', target)
     assert target.read_bytes() == b'complete'
-    assert leftovers(tmp_path) == sorted([alive.name, other_file.name])
+    # A running writer's file and another checkpoint's are not this put's business.
+    assert leftovers(tmp_path) == sorted([alive.name, of_other.name])
 
 
 WRITER = textwrap.dedent('''
@@ -141,5 +142,49 @@ def test_killed_writer_never_corrupts_the_checkpoint(tmp_path):
     else:
         pytest.fail('no kill landed in the middle of a write in 5 tries')
     # The killed writer's tmp file is cleaned up by the next save of the same path.
-    AtomicLocalBackend().put(io.BytesIO(b'x').getvalue(), path)
+    AtomicLocalBackend().put(b'x', path)
     assert leftovers(tmp_path) == []
+
+
+class CountIters(Hook):
+
+    def __init__(self):
+        self.count = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.count += 1
+
+
+def test_auto_resume_after_a_failed_save_starts_from_the_last_complete_one(tmp_path,
+                                                                          monkeypatch):
+    data_root = write_msi_tiles(str(tmp_path / 'msi'), 'kaggle', num_patients=4,
+                                tiles_per_patient=4, img_size=32)
+    cfg = Config.fromfile('configs/kdml/classifier_r152_1xb16-30e_msi.py')
+    set_data_root(cfg, data_root)
+    cfg.model.backbone = dict(type='CIFARResNet', depth=18, num_stages=2, base_channels=4)
+    cfg.train_dataloader.update(batch_size=8, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.img_size = 32
+    cfg.train_cfg.update(max_epochs=2, val_interval=10)
+    cfg.work_dir = str(tmp_path / 'work')
+    real_open = open
+
+    def open_failing_for_epoch_2(path, mode='r', *args, **kwargs):
+        if 'epoch_2.pth' in str(path):
+            return HalfWriteThenFail(path, mode)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(atomic_module, 'open', open_failing_for_epoch_2, raising=False)
+    with pytest.raises(OSError, match='No space left'):
+        Runner.from_cfg(cfg).train()
+    work = tmp_path / 'work'
+    assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_1.pth']
+    assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
+
+    monkeypatch.undo()
+    cfg.resume = True  # tools/train.py --resume without a path
+    runner = Runner.from_cfg(cfg)
+    counter = CountIters()
+    runner.register_hook(counter)
+    runner.train()
+    assert counter.count == len(runner.train_dataloader)  # epoch 2 only: resumed from epoch 1
+    assert torch.load(work / 'epoch_2.pth', weights_only=True)['meta']['epoch'] == 2

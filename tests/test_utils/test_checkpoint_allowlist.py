@@ -1,13 +1,18 @@
 import collections
 import io
+import os
 import pickle
+import re
 
 import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.model import BaseModel
+from mmengine.runner import Runner, load_checkpoint
 
 import mmkd  # noqa: F401  (registers the allow-list)
+from mmkd.utils import RefusedCheckpointError
 
 
 def roundtrip(obj):
@@ -50,3 +55,61 @@ class TestCheckpointAllowlist:
     def test_getattr_only_reaches_history_buffer_methods(self):
         with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer'):
             roundtrip(GetattrEvil())
+
+
+class WritesMarker:
+    """Unpickling it would create ``path``: proof that code from the file ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+class TestRefusedCheckpoints:
+
+    @staticmethod
+    def evil_checkpoint(tmp_path):
+        marker = str(tmp_path / 'executed')
+        path = str(tmp_path / 'epoch_1.pth')
+        torch.save({'state_dict': {'weight': torch.ones(2, 2), 'bias': torch.ones(2)},
+                    'meta': {'epoch': 1, 'note': WritesMarker(marker)}}, path)
+        return path, marker
+
+    def test_load_checkpoint_names_file_and_global(self, tmp_path):
+        path, marker = self.evil_checkpoint(tmp_path)
+        model = torch.nn.Linear(2, 2)
+        before = model.weight.detach().clone()
+        with pytest.raises(RefusedCheckpointError, match=re.escape(
+                f'checkpoint {path} was not loaded: it holds a pickled object outside the '
+                'allow-list (io.open)')):
+            load_checkpoint(model, path)
+        assert not os.path.exists(marker)
+        assert torch.equal(model.weight, before)
+
+    def test_runner_resume_is_refused(self, tmp_path):
+        path, marker = self.evil_checkpoint(tmp_path)
+        runner = Runner(model=ToyModel(), work_dir=str(tmp_path / 'work'))
+        with pytest.raises(pickle.UnpicklingError, match=re.escape(path) + ' was not loaded'):
+            runner.resume(path)
+        assert not os.path.exists(marker)
+
+    def test_truncated_checkpoint_names_file(self, tmp_path):
+        path = tmp_path / 'epoch_2.pth'
+        torch.save({'state_dict': {'w': torch.ones(100)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+        with pytest.raises(RuntimeError, match=re.escape(
+                f'checkpoint {path} was not loaded: it is truncated, corrupt or not a PyTorch '
+                'checkpoint')):
+            load_checkpoint(torch.nn.Linear(2, 2), str(path))
+
+
+class ToyModel(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return self.linear(inputs)

@@ -30,7 +30,9 @@ class MultiModelClsMetric(BaseMetric):
     Samples are de-duplicated by ``sample_idx``, keeping the first
     occurrence: under DDP the sampler pads the last batch by repeating
     samples, and mmengine's truncation to the dataset size counts results,
-    which here are batches, so it cannot drop them.
+    which here are batches, so it cannot drop them. They are then scored in
+    ``sample_idx`` order, so that confidence ties (AURC) rank the same
+    whatever the number of processes.
 
     Args:
         topk (Sequence[int]): The k of each reported top-k error; k is
@@ -138,17 +140,19 @@ class MultiModelClsMetric(BaseMetric):
 
 
 def _first_occurrence(sample_idx: Tensor) -> Tensor:
-    """Positions of the first occurrence of each value, in input order.
+    """Positions of the first occurrence of each value, by increasing value.
 
     Args:
         sample_idx (Tensor): Sample indices of shape (N,), possibly repeated.
 
     Returns:
-        Tensor: Increasing positions of shape (n_unique,); input order is
-        kept because AURC breaks confidence ties by it.
+        Tensor: Positions of shape (n_unique,), ordered by sample index
+        (dataset order): AURC breaks confidence ties by the order, and
+        under DDP mmengine collects the ranks' batches alternately, so
+        the input order depends on the number of ranks.
     """
     unique, inverse = torch.unique(sample_idx, return_inverse=True)
     positions = torch.arange(sample_idx.numel())
     first = torch.full((unique.numel(), ), sample_idx.numel())
     first.scatter_reduce_(0, inverse, positions, reduce='amin')
-    return first.sort().values
+    return first  # torch.unique sorts: entry j is the j-th smallest index

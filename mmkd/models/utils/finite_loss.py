@@ -30,8 +30,9 @@ def _where() -> str:
 
 
 def _bad_terms(log_vars: Dict[str, Tensor]) -> List[str]:
-    return [f'{key}={float(value):g}' for key, value in log_vars.items()
-            if key != 'loss' and 'loss' in key and not math.isfinite(float(value.detach()))]
+    values = {key: float(value.detach()) for key, value in log_vars.items()
+              if key != 'loss' and 'loss' in key}
+    return [f'{key}={value:g}' for key, value in values.items() if not math.isfinite(value)]
 
 
 def check_finite_loss(loss: Union[Tensor, float], log_vars: Dict[str, Tensor]) -> None:
