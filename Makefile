@@ -3,15 +3,19 @@ PY := .venv/bin/python
 
 # Main job: paper B V3 (DenseNet-201 -> EfficientNet-B0 + B1 GFL detectors, online KD+ML) on
 # the bundled Kvasir-SEG-format sample. The overrides only shrink the run for 2 CPU cores
-# (3 epochs, batch 4, 192 px, a 10-iteration warm-up); without them the config is the recipe
-# for the real dataset.
+# (3 epochs, batch 4, 192 px, a 10-iteration warm-up) and keep low-scoring boxes (score_thr
+# 0.001 instead of mmdet's 0.05: three short epochs from scratch leave every score low, and the
+# IoU metric scores the top box of each image); without them the config is the recipe for the
+# real dataset.
 KVASIR_CFG ?= configs/kvasir_kdml_v3.py
 KVASIR_DIR ?= work_dirs/kvasir_demo
 KVASIR_SAMPLE_OPTS := --data-root data/kvasir_sample --cfg-options \
 	train_dataloader.batch_size=4 val_dataloader.batch_size=4 test_dataloader.batch_size=4 \
 	train_dataloader.dataset.pipeline.2.scale="(192,192)" \
 	val_dataloader.dataset.pipeline.1.scale="(192,192)" \
-	test_dataloader.dataset.pipeline.1.scale="(192,192)"
+	test_dataloader.dataset.pipeline.1.scale="(192,192)" \
+	model.teacher.test_cfg.score_thr=0.001 model.students.0.test_cfg.score_thr=0.001 \
+	model.students.1.test_cfg.score_thr=0.001
 
 # Self-distillation on the bundled CIFAR-100-format sample: 3 epochs at batch 32 (lr scaled
 # linearly from the recipe's 0.1 at batch 128 by --auto-scale-lr).

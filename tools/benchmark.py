@@ -291,6 +291,114 @@ def iou_metric_time(args):
                  met=statistics.median(times) < 1.0, detail='process + compute, no COCO AP')]
 
 
+def calibration_metric_time(args):
+    """MultiModelClsMetric (top-k, NLL, ECE, AURC, E-AURC) on 10,000 samples x 100 classes."""
+    from mmkd.registry import METRICS
+    g = torch.Generator().manual_seed(0)
+    n, names = 10000, ('exit1', 'exit2', 'exit3', 'exit4', 'ensemble')
+    probs = {m: torch.randn(n, 100, generator=g).softmax(1) for m in names}
+    labels = torch.randint(0, 100, (n, ), generator=g)
+
+    def evaluate():
+        metric = METRICS.build(dict(type='MultiModelClsMetric'))
+        for start in range(0, n, 500):
+            sl = slice(start, start + 500)
+            metric.process({}, [dict(sample_idx=torch.arange(n)[sl], gt_label=labels[sl],
+                                     probs={m: p[sl] for m, p in probs.items()})])
+        metric.evaluate(n)
+
+    times = _side_by_side({'metric': evaluate}, args.reps)['metric']
+    return [dict(name='calibration metrics, 10,000 samples x 5 models', unit='s',
+                 value=statistics.median(times), spread=[min(times), max(times)], target=None,
+                 met=None, detail='top-1/5, NLL, ECE, AURC, E-AURC per model')]
+
+
+def _images_per_second(loader, batches, preprocess=None):
+    start, count = time.perf_counter(), 0
+    for i, batch in enumerate(loader):
+        if preprocess is not None:
+            preprocess(batch, True)
+        count += len(batch['inputs'])
+        if i + 1 == batches:
+            break
+    return count / (time.perf_counter() - start)
+
+
+def data_throughput(args):
+    """Data pipeline images/s (the configs' 2 workers, preprocessing included) over the
+    images/s the model consumes in training steps, CIFAR-100 and Kvasir-SEG samples."""
+    rows = []
+    cfg = Config.fromfile(SELF_DISTILL_CFG)
+    set_data_root(cfg, SAMPLE_ROOT)
+    cfg.train_dataloader.update(persistent_workers=False)
+    _, model = _model_from(SELF_DISTILL_CFG)
+    model.pskd_memory.allocate(1000)
+    hub = MessageHub.get_current_instance()
+    hub.update_info('epoch', 1)
+    hub.update_info('max_epochs', 300)
+    loader = Runner.build_dataloader(cfg.train_dataloader)
+    pipe = [_images_per_second(loader, 8, model.data_preprocessor) for _ in range(args.reps)]
+    step = _side_by_side({'step': _train_step_fn(model, _cifar_batch(128))}, args.reps)['step']
+    rows.append(dict(name='CIFAR-100 pipeline / model consumption (img/s)', unit='x',
+                     value=statistics.median(pipe) * statistics.median(step) / 128,
+                     spread=None, target=None, met=None,
+                     detail=f'{statistics.median(pipe):.0f} img/s vs '
+                     f'{128 / statistics.median(step):.0f} img/s (R18 full method, batch 128)'))
+    kcfg = Config.fromfile(KVASIR_CFG)
+    set_data_root(kcfg, 'data/kvasir_sample')
+    kcfg.train_dataloader.update(batch_size=4, persistent_workers=False)
+    for t in kcfg.train_dataloader.dataset.pipeline:
+        if t.type == 'Resize':
+            t.scale = (args.det_img_size, args.det_img_size)
+    kloader = Runner.build_dataloader(kcfg.train_dataloader)
+    kpipe = [_images_per_second(kloader, 10) for _ in range(max(2, args.reps // 2))]
+    det = kdml_det_step(args)[0]
+    det_step = float(det['detail'].split('s /')[0])
+    rows.append(dict(name='Kvasir-SEG pipeline / model consumption (img/s)', unit='x',
+                     value=statistics.median(kpipe) * det_step / args.det_batch_size,
+                     spread=None, target=None, met=None,
+                     detail=f'{statistics.median(kpipe):.1f} img/s vs '
+                     f'{args.det_batch_size / det_step:.2f} img/s (V3 KD+ML, '
+                     f'{args.det_img_size}px)'))
+    return rows
+
+
+def _allgather_worker(rank, port, steps, out):
+    import torch.distributed as dist
+    from mmkd.models.utils import PSKDMemory
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=2)
+    memory = PSKDMemory(100)
+    memory.allocate(50000)
+    idx = torch.arange(128) * 2 + rank
+    probs = torch.rand(128, 100).softmax(1)
+    times = []
+    for _ in range(steps):
+        dist.barrier()
+        times.append(_timed(lambda: memory.update(idx, probs)))
+    if rank == 0:
+        torch.save(times, out)
+    dist.destroy_process_group()
+
+
+def pskd_allgather(args):
+    """PS-KD memory update with its all-gather of (index, softmax) rows, 2 gloo processes,
+    batch 128 per rank, 100 classes: seconds per training step."""
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'times.pt')
+        mp.spawn(_allgather_worker, args=(port, 5 + args.reps * 4, out), nprocs=2)
+        times = torch.load(out)[5:]
+    return [dict(name='PS-KD all-gather + write per step (2 gloo ranks)', unit='ms',
+                 value=1000 * statistics.median(times),
+                 spread=[1000 * min(times), 1000 * max(times)], target=None, met=None,
+                 detail='batch 128 per rank, 100 classes')]
+
+
 CASES = {
     'self_distill_step': self_distill_step,
     'runner_loop': runner_loop,
@@ -298,6 +406,9 @@ CASES = {
     'kdml_cls_val': kdml_cls_val,
     'kdml_det_step': kdml_det_step,
     'iou_metric_time': iou_metric_time,
+    'calibration_metric_time': calibration_metric_time,
+    'pskd_allgather': pskd_allgather,
+    'data_throughput': data_throughput,
 }
 
 
