@@ -61,3 +61,26 @@ class TestKDMLClsRun:
             assert set(alone_metrics) == {f'student{k}/{m}' for m in KEYS}
             for key, value in alone_metrics.items():
                 assert value == metrics[key], key
+
+
+def test_resume_matches_straight_run(data_root, tmp_path):
+    """Two epochs straight vs one epoch + --resume: bit-identical weights and optimiser."""
+    def run(name, epochs, resume_from=None):
+        cfg = tiny_cfg(data_root, tmp_path / name)
+        cfg.train_cfg.max_epochs = epochs
+        cfg.randomness = dict(seed=0, deterministic=True)
+        if resume_from:
+            cfg.resume, cfg.load_from = True, resume_from
+        Runner.from_cfg(cfg).train()
+        return tmp_path / name / f'epoch_{epochs}.pth'
+
+    straight = torch.load(run('straight', 2))
+    first = run('first', 1)
+    resumed_path = run('resumed', 2, str(first))
+    assert not (tmp_path / 'resumed' / 'epoch_1.pth').exists()  # really resumed
+    resumed = torch.load(resumed_path)
+    for key, value in straight['state_dict'].items():
+        assert torch.equal(value, resumed['state_dict'][key]), key
+    for a, b in zip(straight['optimizer']['state'].values(),
+                    resumed['optimizer']['state'].values()):
+        assert torch.equal(a['momentum_buffer'], b['momentum_buffer'])

@@ -80,3 +80,29 @@ def test_single_box_run_reports_every_key(data_root, tmp_path):
     runner.train()
     metrics = runner.test()
     assert set(metrics) == {f'{m}/{k}' for m in MODELS for k in KEYS}
+
+
+def test_resume_matches_straight_run(data_root, tmp_path):
+    """Detection KD+ML: two epochs straight vs one + --resume give bit-identical weights.
+    One dataloader worker: mmengine seeds workers the same way every epoch, so the random
+    flips do not depend on whether the run was resumed (with 0 workers they would use the
+    main process's generator, which a resume restarts)."""
+    def run(name, epochs, resume_from=None):
+        cfg = Config.fromfile(CONFIG)
+        cfg.model.teacher = tiny_detector('gfl', 16)
+        cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]
+        cfg = small(cfg, data_root, tmp_path / name)
+        cfg.train_dataloader.update(num_workers=1)
+        cfg.train_cfg.max_epochs = epochs
+        cfg.train_cfg.val_interval = 10
+        cfg.randomness = dict(seed=0, deterministic=True)
+        if resume_from:
+            cfg.resume, cfg.load_from = True, resume_from
+        Runner.from_cfg(cfg).train()
+        return tmp_path / name / f'epoch_{epochs}.pth'
+
+    straight = torch.load(run('straight', 2))
+    resumed = torch.load(run('resumed', 2, str(run('first', 1))))
+    assert not (tmp_path / 'resumed' / 'epoch_1.pth').exists()
+    for key, value in straight['state_dict'].items():
+        assert torch.equal(value, resumed['state_dict'][key]), key
