@@ -1,25 +1,14 @@
-_base_ = [
-    './_base_/datasets/kvasir_seg.py', './_base_/schedules/sgd_30e_kvasir.py',
-    './_base_/default_runtime.py'
-]
-# Paper B Table 1 V3 on Kvasir-SEG polyp detection, online KD + mutual learning:
-# densenet201 teacher -> efficientnet_b0 + efficientnet_b1 students, each an mmdet GFL detector (FPN strides
-# 8-128) on its own torchvision backbone; box regression is distilled too (decoded-box L1 +
-# GIoU weighted by the target's confidence, and LD on GFL's side distributions).
+_base_ = './kvasir_kdml_v1.py'
+# Paper B Table 1 V3 on Kvasir-SEG (the main job), online KD + mutual learning: DenseNet-201
+# teacher -> EfficientNet-B0 + B1 students, each an mmdet GFL detector (FPN strides 8-128) on
+# its own torchvision backbone; box regression is distilled too (decoded-box L1 + GIoU weighted
+# by the target's confidence, and LD on GFL's side distributions).
 # pretrained=True takes torchvision's ImageNet weights (machines with internet only).
 pretrained = False
 model = dict(
-    type='DetKDMLDistiller',
     teacher=dict(
-        base='mmdet::gfl/gfl_r50_fpn_1x_coco.py',
-        backbone=dict(
-            _delete_=True,
-            type='TorchvisionBackbone',
-            arch='densenet201',
-            out_indices=(1, 2, 3),
-            pretrained=pretrained),
-        neck=dict(in_channels=[512, 1792, 1920], start_level=0),
-        bbox_head=dict(num_classes=1)),
+        backbone=dict(arch='densenet201', pretrained=pretrained),
+        neck=dict(in_channels=[512, 1792, 1920])),
     students=[
         dict(
             base='mmdet::gfl/gfl_r50_fpn_1x_coco.py',
@@ -41,16 +30,4 @@ model = dict(
                 pretrained=pretrained),
             neck=dict(in_channels=[40, 112, 1280], start_level=0),
             bbox_head=dict(num_classes=1)),
-    ],
-    teacher_mode='online',
-    det_weight=1.0,
-    kd_weight=0.45,
-    ml_weight=0.45,
-    ensemble='nms',
-    predict_on='ensemble',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32))
+    ])
