@@ -262,14 +262,15 @@ def kdml_det_step(args):
                        'DenseNet-201 -> EfficientNet-B0 + B1')]
 
 
-def iou_metric_time(args):
-    """DetIoUMetric (mIoU + Acc@0.5, COCO AP off) on 1,000 images, 3 models + ensemble."""
+def _iou_metric_seconds(num_images, reps):
+    """Seconds of DetIoUMetric (mIoU + Acc@0.5, COCO AP off) on ``num_images`` images with
+    4 models x 100 boxes each, process + compute."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     from mmkd.registry import METRICS
     g = torch.Generator().manual_seed(0)
     samples = []
-    for i in range(1000):
+    for i in range(num_images):
         s = DetDataSample(metainfo=dict(img_id=f'img{i}', ori_shape=(512, 512)))
         s.gt_instances = InstanceData(bboxes=torch.rand(1, 4, generator=g).sort(1).values * 512,
                                       labels=torch.zeros(1, dtype=torch.long))
@@ -285,14 +286,24 @@ def iou_metric_time(args):
     def evaluate():
         metric = METRICS.build(dict(type='DetIoUMetric', with_coco=False))
         metric.dataset_meta = dict(classes=('polyp', ))
-        for start in range(0, 1000, 8):
+        for start in range(0, num_images, 8):
             metric.process({}, samples[start:start + 8])
-        metric.evaluate(1000)
+        metric.evaluate(num_images)
 
-    times = _side_by_side({'metric': evaluate}, args.reps)['metric']
-    return [dict(name='IoU metric time, 1,000 images x 4 models', unit='s',
-                 value=statistics.median(times), spread=[min(times), max(times)], target=1.0,
-                 met=statistics.median(times) < 1.0, detail='process + compute, no COCO AP')]
+    return _side_by_side({'metric': evaluate}, reps)['metric']
+
+
+def iou_metric_time(args):
+    """DetIoUMetric on 1,000 images (issue target < 1 s) and on 10,000."""
+    rows = []
+    for n, target in ((1000, 1.0), (10000, None)):
+        times = _iou_metric_seconds(n, args.reps if n == 1000 else max(2, args.reps // 2))
+        rows.append(dict(name=f'IoU metric time, {n:,} images x 4 models', unit='s',
+                         value=statistics.median(times), spread=[min(times), max(times)],
+                         target=target,
+                         met=None if target is None else statistics.median(times) < target,
+                         detail='process + compute, no COCO AP'))
+    return rows
 
 
 def calibration_metric_time(args):
