@@ -1,15 +1,15 @@
 """Detection KD + ML (``configs/kvasir_kdml_v3.py``: online GFL teacher, two GFL students, NMS
 ensemble) under 2-process DDP, and ``tools/test.py`` on 2 processes against 1.
 
-Unlike the classifiers, the training run has no exact single-process equivalent: mmdet's GFL
-loss normalises by ``reduce_mean(num_pos)`` (and ``reduce_mean`` of the regression weights),
-an all-reduce over the ranks inside the forward pass, whereas one process accumulating two
-micro-batches normalises each by its own count; the per-iteration warm-up and the random flip
-would differ too. So the test asserts what DDP guarantees: the run completes with DDP's default
-``find_unused_parameters=False`` (a parameter without gradient raises at the next step; every
-rank takes 3), the ranks train on disjoint halves of the data, and they end with identical
-weights. Evaluation, on the other hand, is per image and must not depend on the number of
-processes.
+mmdet's GFL loss normalises by ``reduce_mean(num_pos)`` (an all-reduce over the ranks inside
+the forward pass), and the distiller's box / LD distillation by ``reduce_mean`` of the target
+confidence, so DDP with batch B per rank equals ONE process with batch 2B holding both ranks'
+samples (``RankInterleavedSampler`` order), not an accumulation of micro-batches. That holds
+when no layer mixes samples of a batch: the backbones' BatchNorm runs in eval mode
+(``norm_eval``; the heads use GroupNorm) and the random flip is off, in both runs. The test
+also asserts what DDP guarantees by itself: the run completes with DDP's default
+``find_unused_parameters=False``, the ranks train on disjoint halves of the data, and they end
+with identical weights. Evaluation is per image and must not depend on the number of processes.
 """
 import os.path as osp
 
@@ -31,6 +31,10 @@ def write_config(data_root: str, folder) -> str:
     cfg.custom_imports = dict(imports=TEST_IMPORTS, allow_failed_imports=False)
     cfg.model.teacher = tiny_detector('gfl', 16)
     cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]
+    for det in [cfg.model.teacher, *cfg.model.students]:
+        det['backbone']['norm_eval'] = True  # no batch statistics: see the module docstring
+    cfg.train_dataloader.dataset.pipeline = [
+        t for t in cfg.train_dataloader.dataset.pipeline if t.type != 'RandomFlip']
     # Test images at 160 px: at 96 the 1x1 top FPN level of a one-image batch leaves one value
     # per GroupNorm group in the students' 32-channel heads, which torch rejects.
     for name, scale in (('train_dataloader', 96), ('test_dataloader', 160)):
@@ -46,6 +50,11 @@ def write_config(data_root: str, folder) -> str:
     cfg.randomness = dict(seed=0)
     path = str(folder / 'ddp.py')
     cfg.dump(path)
+    # One process, batch 4 = rank 0's 2 images then rank 1's 2, as the DDP run sees them.
+    cfg.train_dataloader.batch_size = 4
+    cfg.train_dataloader.sampler = dict(type='RankInterleavedSampler', world_size=2,
+                                        batch_size=2, shuffle=True)
+    cfg.dump(str(folder / 'reference.py'))
     return path
 
 
@@ -58,6 +67,8 @@ def run(tmp_path_factory):
     config = write_config(str(tmp / 'kvasir'), tmp)
     log = str(tmp / 'runs.log')
     out = run_tool('train', [config, '--work-dir', str(tmp / 'ddp')], nproc=2, log_file=log)
+    run_tool('train', [str(tmp / 'reference.py'), '--work-dir', str(tmp / 'reference')],
+             nproc=1, log_file=log)
     return dict(tmp=tmp, config=config, log=log, output=out,
                 dumps=[torch.load(tmp / 'ddp' / f'rank{r}.pth', weights_only=True)
                        for r in (0, 1)])
@@ -82,6 +93,20 @@ def test_ranks_train_disjoint_halves_into_identical_weights(run):
     # The weights did train (the check above is not vacuous).
     ckpt = torch.load(run['tmp'] / 'ddp' / 'epoch_1.pth', weights_only=True)
     assert all(torch.equal(ckpt['state_dict'][k], rank0['state_dict'][k]) for k in params)
+
+
+def test_ddp_equals_one_process_with_the_global_batch(run):
+    ddp = torch.load(run['tmp'] / 'ddp' / 'epoch_1.pth', weights_only=True)['state_dict']
+    ref = torch.load(run['tmp'] / 'reference' / 'epoch_1.pth',
+                     weights_only=True)['state_dict']
+    init = torch.load(run['tmp'] / 'ddp' / 'rank0.pth', weights_only=True)
+    assert ddp.keys() == ref.keys()
+    moved = 0
+    for key in run['dumps'][0]['param_names']:
+        # float32 sums in a different order (all-reduce vs one batch): rounding only
+        torch.testing.assert_close(ddp[key], ref[key], rtol=1e-4, atol=1e-5, msg=key)
+        moved += 1
+    assert moved > 0 and init['world_size'] == 2
 
 
 def test_test_tool_on_two_processes_matches_one(run):

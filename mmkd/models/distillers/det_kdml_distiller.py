@@ -2,6 +2,7 @@ from typing import Dict, List, Optional
 
 import torch
 from mmdet.models.utils import unpack_gt_instances
+from mmdet.utils import reduce_mean
 from mmdet.structures import DetDataSample
 from torch import Tensor
 
@@ -197,13 +198,16 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         for target in targets:
             t_cls = target.cls_logits.flatten(0, 1)
             confidence = t_cls.detach().sigmoid().max(1).values
+            # Normalised by the confidence mass averaged over DDP ranks (mmdet's reduce_mean
+            # convention), so that the gradient does not depend on how a batch is split.
+            avg = reduce_mean(confidence.sum())
             terms['cls'].append(sigmoid_kd_loss(s_cls, t_cls, self.temperature))
             terms['box'].append(box_kd_loss(s_box, (target.boxes / scale).flatten(0, 1),
-                                            confidence, *self.box_weights))
+                                            confidence, *self.box_weights, avg_factor=avg))
             if student.dists is not None and self.ld_weight > 0:
                 terms['ld'].append(self.ld_weight * ld_kd_loss(
                     student.dists.flatten(0, 1), target.dists.flatten(0, 1), confidence,
-                    self.ld_temperature))
+                    self.ld_temperature, avg_factor=avg))
         return {f'{name}.loss_{kind}_{term}': weight * sum(values) / len(values)
                 for term, values in terms.items() if values}
 

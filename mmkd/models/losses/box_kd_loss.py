@@ -1,3 +1,5 @@
+from typing import Optional
+
 from torch import Tensor
 
 from mmdet.structures.bbox import bbox_overlaps
@@ -13,7 +15,8 @@ def box_distance(boxes: Tensor, target_boxes: Tensor, l1_weight: float = 1.0,
 
 
 def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
-                l1_weight: float = 5.0, giou_weight: float = 2.0) -> Tensor:
+                l1_weight: float = 5.0, giou_weight: float = 2.0,
+                avg_factor: Optional[Tensor] = None) -> Tensor:
     """Distillation of decoded boxes, weighted by the target's confidence.
 
     ``L = Σ_n w_n [λ₁·‖b_n − sg b̂_n‖₁ + λ_g·(1 − GIoU(b_n, sg b̂_n))] / Σ_n w_n``, boxes
@@ -27,6 +30,9 @@ def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
         weight (Tensor): (N,) target confidence; detached.
         l1_weight (float): λ₁. Defaults to 5.0.
         giou_weight (float): λ_g. Defaults to 2.0.
+        avg_factor (Tensor, optional): Denominator instead of ``Σ_n w_n`` (e.g. its mean
+            over DDP ranks, so that the loss does not depend on how a batch is split).
+            Defaults to None.
 
     Returns:
         Tensor: Scalar loss (0 when the boxes agree).
@@ -36,4 +42,5 @@ def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
                          f'and weight {tuple(weight.shape)} do not match')
     per_box = box_distance(student_boxes, target_boxes.detach(), l1_weight, giou_weight)
     weight = weight.detach()
-    return (per_box * weight).sum() / weight.sum().clamp(min=1e-6)
+    denominator = weight.sum() if avg_factor is None else avg_factor
+    return (per_box * weight).sum() / denominator.clamp(min=1e-6)

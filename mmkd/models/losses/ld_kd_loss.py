@@ -1,9 +1,11 @@
+from typing import Optional
+
 from torch import Tensor
 import torch.nn.functional as F
 
 
 def ld_kd_loss(student_dists: Tensor, target_dists: Tensor, weight: Tensor,
-               temperature: float = 10.0) -> Tensor:
+               temperature: float = 10.0, avg_factor: Optional[Tensor] = None) -> Tensor:
     """Localization distillation (LD, Zheng et al. CVPR 2022) for GFL box distributions.
 
     Each box side is a distribution over ``reg_max + 1`` bins:
@@ -15,6 +17,7 @@ def ld_kd_loss(student_dists: Tensor, target_dists: Tensor, weight: Tensor,
         target_dists (Tensor): (N, 4, reg_max + 1) bin logits of the target head.
         weight (Tensor): (N,) location weights.
         temperature (float): T. Defaults to 10.0.
+        avg_factor (Tensor, optional): Denominator instead of ``Σ_n w_n``. Defaults to None.
 
     Returns:
         Tensor: Scalar loss (0 when the distributions agree).
@@ -26,4 +29,5 @@ def ld_kd_loss(student_dists: Tensor, target_dists: Tensor, weight: Tensor,
     log_q = F.log_softmax(target_dists.detach() / temperature, -1)
     kl = (log_q.exp() * (log_q - log_p)).sum((-1, -2))
     weight = weight.detach()
-    return (kl * weight).sum() / weight.sum().clamp(min=1e-6) * temperature**2
+    denominator = weight.sum() if avg_factor is None else avg_factor
+    return (kl * weight).sum() / denominator.clamp(min=1e-6) * temperature**2
