@@ -29,14 +29,15 @@ env:
 
 demo: env
 	$(PY) tools/train.py $(KVASIR_CFG) --work-dir $(KVASIR_DIR) $(KVASIR_SAMPLE_OPTS) \
-		train_cfg.max_epochs=3 param_scheduler.0.end=10 default_hooks.logger.interval=5
+		train_cfg.max_epochs=3 param_scheduler.0.end=10 default_hooks.logger.interval=5 \
+		randomness.seed=0
 	$(PY) tools/test.py $(KVASIR_CFG) $(KVASIR_DIR)/epoch_3.pth --work-dir $(KVASIR_DIR) \
 		--show-dir $(KVASIR_DIR)/pictures $(KVASIR_SAMPLE_OPTS)
 
 demo-cifar: env
 	$(PY) tools/train.py $(CIFAR_CFG) --data-root data/cifar100_sample --work-dir $(CIFAR_DIR) \
 		--auto-scale-lr --cfg-options train_cfg.max_epochs=3 train_dataloader.batch_size=32 \
-		default_hooks.logger.interval=8
+		default_hooks.logger.interval=8 randomness.seed=0
 	$(PY) tools/test.py $(CIFAR_CFG) $(CIFAR_DIR)/epoch_3.pth --data-root data/cifar100_sample \
 		--work-dir $(CIFAR_DIR)
 
