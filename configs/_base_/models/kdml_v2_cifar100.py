@@ -1,32 +1,23 @@
-# Paper B V2: resnet152 teacher -> vgg16 + vgg19 students (32x32 images: small_input drops the stem downsampling).
-# pretrained=True takes torchvision's ImageNet weights (machines with internet only).
+# Paper B V2: resnet152 teacher (as V1) -> vgg16 + vgg19 students (32x32 images); everything else
+# as V1 (kdml_v1_cifar100.py). pretrained=True: torchvision ImageNet weights (needs internet).
+_base_ = './kdml_v1_cifar100.py'
 pretrained = False
 model = dict(
-    type='KDMLDistiller',
-    teacher=dict(
-        type='ImageClassifier',
-        num_classes=100,
-        backbone=dict(type='TorchvisionBackbone', arch='resnet152', small_input=True, pretrained=pretrained)),
     students=[
         dict(
             type='ImageClassifier',
             num_classes=100,
-            backbone=dict(type='TorchvisionBackbone', arch='vgg16', small_input=True, pretrained=pretrained)),
+            backbone=dict(
+                type='TorchvisionBackbone',
+                arch='vgg16',
+                small_input=True,
+                pretrained=pretrained)),
         dict(
             type='ImageClassifier',
             num_classes=100,
-            backbone=dict(type='TorchvisionBackbone', arch='vgg19', small_input=True, pretrained=pretrained)),
-    ],
-    teacher_mode='online',
-    cls_weight=0.1,
-    kd_weight=0.45,
-    ml_weight=0.45,
-    temperature=2.0,
-    peer_kl_direction='peer_to_self',
-    ensemble='max',
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        pad=4,
-        flip=True))
+            backbone=dict(
+                type='TorchvisionBackbone',
+                arch='vgg19',
+                small_input=True,
+                pretrained=pretrained)),
+    ])

@@ -1,32 +1,25 @@
-# Paper B V3: densenet201 teacher -> efficientnet_b0 + efficientnet_b1 students (32x32 images: small_input drops the stem downsampling).
-# pretrained=True takes torchvision's ImageNet weights (machines with internet only).
+# Paper B V3: densenet201 teacher -> efficientnet_b0 + efficientnet_b1 students (32x32 images);
+# everything else as V1 (kdml_v1_cifar100.py). pretrained=True: torchvision ImageNet weights
+# (needs internet).
+_base_ = './kdml_v1_cifar100.py'
 pretrained = False
 model = dict(
-    type='KDMLDistiller',
-    teacher=dict(
-        type='ImageClassifier',
-        num_classes=100,
-        backbone=dict(type='TorchvisionBackbone', arch='densenet201', small_input=True, pretrained=pretrained)),
+    teacher=dict(backbone=dict(arch='densenet201')),
     students=[
         dict(
             type='ImageClassifier',
             num_classes=100,
-            backbone=dict(type='TorchvisionBackbone', arch='efficientnet_b0', small_input=True, pretrained=pretrained)),
+            backbone=dict(
+                type='TorchvisionBackbone',
+                arch='efficientnet_b0',
+                small_input=True,
+                pretrained=pretrained)),
         dict(
             type='ImageClassifier',
             num_classes=100,
-            backbone=dict(type='TorchvisionBackbone', arch='efficientnet_b1', small_input=True, pretrained=pretrained)),
-    ],
-    teacher_mode='online',
-    cls_weight=0.1,
-    kd_weight=0.45,
-    ml_weight=0.45,
-    temperature=2.0,
-    peer_kl_direction='peer_to_self',
-    ensemble='max',
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        pad=4,
-        flip=True))
+            backbone=dict(
+                type='TorchvisionBackbone',
+                arch='efficientnet_b1',
+                small_input=True,
+                pretrained=pretrained)),
+    ])
