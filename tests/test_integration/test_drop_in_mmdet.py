@@ -1,6 +1,12 @@
 """The README's drop-in snippet: an mmdet project (default_scope='mmdet', COCO data) turns its
-detector configs, given as mmdet:: paths, into a KD+ML run by importing mmkd."""
+detector configs, given as mmdet:: paths, into a KD+ML run by importing mmkd. The packaged
+configs' own ImageNet ``init_cfg`` (``torchvision://resnet18``) is exercised: the weight file is
+put in the torch hub cache first, as the README says to do on a machine without internet."""
+import os
 import textwrap
+
+import torch
+import torchvision
 
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
@@ -11,9 +17,9 @@ from mmkd.testing import write_coco_boxes
 SNIPPET = '''
 _base_ = 'mmdet::_base_/default_runtime.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-# Their detector, as shipped with mmdet; no download: backbone init_cfg off.
+# Their detector, as shipped with mmdet (ImageNet backbone through its init_cfg).
 detector = dict(base='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
-                backbone=dict(init_cfg=None), bbox_head=dict(num_classes=1))
+                bbox_head=dict(num_classes=1))
 model = dict(
     type='mmkd.DetKDMLDistiller',
     teacher=detector,
@@ -38,7 +44,19 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=3, by_epoch
 '''
 
 
-def test_mmdet_project_trains_kdml_from_packaged_configs(tmp_path):
+def prefill_resnet18_cache(torch_home) -> dict:
+    """Write seeded stand-in 'ImageNet' weights where torchvision://resnet18 is cached."""
+    os.makedirs(torch_home / 'hub' / 'checkpoints')
+    torch.manual_seed(11)
+    state = torchvision.models.resnet18().state_dict()
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    torch.save(state, torch_home / 'hub' / 'checkpoints' / os.path.basename(url))
+    return state
+
+
+def test_mmdet_project_trains_kdml_from_packaged_configs(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    imagenet = prefill_resnet18_cache(tmp_path / 'torch_home')
     root = tmp_path / 'coco'
     write_coco_boxes(str(root), num_images=4, size=96)
     cfg_file = tmp_path / 'their_config.py'
@@ -53,6 +71,12 @@ def test_mmdet_project_trains_kdml_from_packaged_configs(tmp_path):
     assert type(model).__name__ == 'DetKDMLDistiller'
     assert [type(s).__name__ for s in model.students] == ['RetinaNet', 'RetinaNet']
     assert (tmp_path / 'work' / 'iter_3.pth').exists()
+    # The packaged config freezes the stem and layer1 (frozen_stages=1), so after training they
+    # still hold exactly what init_weights loaded: the cached file, in every model.
+    for name, detector in model.named_models().items():
+        own = detector.backbone.state_dict()
+        for key in ('conv1.weight', 'layer1.0.conv1.weight', 'layer1.1.conv2.weight'):
+            torch.testing.assert_close(own[key], imagenet[key], msg=f'{name} {key}')
     logged = runner.message_hub.log_scalars
     assert {'train/student0.loss_kd_box', 'train/student1.loss_ml_cls',
             'train/teacher.loss_cls'} <= set(logged)

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, ModuleList
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
@@ -87,7 +87,9 @@ class BaseKDMLDistiller(FiniteLossMixin, BaseModel):
         if teacher_mode == 'offline' and (teacher is None or teacher_ckpt is None):
             raise ValueError('an offline teacher needs model.teacher and model.teacher_ckpt '
                              '(the checkpoint written by training the teacher config alone)')
-        self.students = nn.ModuleList(
+        # mmengine's ModuleList, not torch's: BaseModule.init_weights only walks into children
+        # that have init_weights, so a torch ModuleList would leave every student uninitialised.
+        self.students = ModuleList(
             build_model_cfg(s, f'model.students[{k}]') for k, s in enumerate(students))
         self.teacher = None if teacher is None else build_model_cfg(teacher, 'model.teacher')
         self.teacher_mode, self.teacher_ckpt = teacher_mode, teacher_ckpt

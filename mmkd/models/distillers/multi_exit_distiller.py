@@ -2,7 +2,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, ModuleList
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
@@ -64,7 +64,7 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
         channels = list(self.backbone.out_channels)
         self.num_exits = n = len(channels)
         self.num_classes = num_classes
-        self.exits = nn.ModuleList(
+        self.exits = ModuleList(  # mmengine's: init_weights walks into it
             ExitHead(in_channels=c, feat_channels=channels[-1], stride=2**(n - 1 - i),
                      num_classes=num_classes, branch=exit_branch if i < n - 1 else 'none')
             for i, c in enumerate(channels))
