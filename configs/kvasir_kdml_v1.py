@@ -6,8 +6,9 @@ _base_ = [
 # resnet152 teacher -> resnet50 + resnet34 students, each an mmdet GFL detector (FPN strides
 # 8-128) on its own torchvision backbone; box regression is distilled too (decoded-box L1 +
 # GIoU weighted by the target's confidence, and LD on GFL's side distributions).
-# pretrained=True takes torchvision's ImageNet weights (machines with internet only).
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     type='DetKDMLDistiller',
     teacher=dict(

@@ -1,7 +1,9 @@
 _base_ = './kvasir_kdml_v1.py'
 # Paper B Table 1 V2 on Kvasir-SEG, online KD + mutual learning: the V1 ResNet-152 GFL teacher
 # -> VGG-16 + VGG-19 GFL students.
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(students=[
         dict(
             base='mmdet::gfl/gfl_r50_fpn_1x_coco.py',

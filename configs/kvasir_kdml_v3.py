@@ -3,8 +3,9 @@ _base_ = './kvasir_kdml_v1.py'
 # teacher -> EfficientNet-B0 + B1 students, each an mmdet GFL detector (FPN strides 8-128) on
 # its own torchvision backbone; box regression is distilled too (decoded-box L1 + GIoU weighted
 # by the target's confidence, and LD on GFL's side distributions).
-# pretrained=True takes torchvision's ImageNet weights (machines with internet only).
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     teacher=dict(
         backbone=dict(arch='densenet201', pretrained=pretrained),

@@ -17,7 +17,6 @@ import time
 
 import mmengine
 import torch
-from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
@@ -26,6 +25,7 @@ import mmdet
 import mmkd
 from mmkd.registry import MODELS
 from mmkd.utils import register_all_modules, set_data_root
+from mmkd.testing import scratch_config
 
 SELF_DISTILL_CFG = 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py'
 PLAIN_CFG = 'configs/self_distill/baseline_r18_1xb128-300e_cifar100.py'
@@ -58,7 +58,7 @@ def _ratio_row(name, num, den, target, note=''):
 
 
 def _model_from(cfg_path):
-    cfg = Config.fromfile(cfg_path)
+    cfg = scratch_config(cfg_path)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -101,7 +101,7 @@ def self_distill_step(args):
 
 
 def _runner_cfg(work_dir, iters, batch_size):
-    cfg = Config.fromfile(SELF_DISTILL_CFG)
+    cfg = scratch_config(SELF_DISTILL_CFG)
     set_data_root(cfg, SAMPLE_ROOT)
     cfg.train_dataloader.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=10**9)
@@ -162,7 +162,7 @@ MSI_SAMPLE = 'data/msi_sample'
 
 
 def _kdml_cls(args):
-    cfg = Config.fromfile(KDML_CLS_CFG)
+    cfg = scratch_config(KDML_CLS_CFG)
     set_data_root(cfg, MSI_SAMPLE)
     for name in ('train_dataloader', 'val_dataloader'):
         cfg[name].dataset.img_size = args.kdml_img_size
@@ -240,7 +240,7 @@ def _det_batch(model, batch_size, size):
 
 
 def _det_model_and_batch(args):
-    cfg = Config.fromfile(KVASIR_CFG)
+    cfg = scratch_config(KVASIR_CFG)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -343,7 +343,7 @@ def data_throughput(args):
     """Data pipeline images/s (the configs' 2 workers, preprocessing included) over the
     images/s the model consumes in training steps, CIFAR-100 and Kvasir-SEG samples."""
     rows = []
-    cfg = Config.fromfile(SELF_DISTILL_CFG)
+    cfg = scratch_config(SELF_DISTILL_CFG)
     set_data_root(cfg, SAMPLE_ROOT)
     cfg.train_dataloader.update(persistent_workers=False)
     _, model = _model_from(SELF_DISTILL_CFG)
@@ -359,7 +359,7 @@ def data_throughput(args):
                      spread=None, target=None, met=None,
                      detail=f'{statistics.median(pipe):.0f} img/s vs '
                      f'{128 / statistics.median(step):.0f} img/s (R18 full method, batch 128)'))
-    kcfg = Config.fromfile(KVASIR_CFG)
+    kcfg = scratch_config(KVASIR_CFG)
     set_data_root(kcfg, 'data/kvasir_sample')
     kcfg.train_dataloader.update(batch_size=4, persistent_workers=False)
     for t in kcfg.train_dataloader.dataset.pipeline:

@@ -3,7 +3,9 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 # Paper B teacher (densenet201) trained alone; its checkpoint feeds the offline KD+ML configs.
-pretrained = False  # True: torchvision ImageNet weights (needs internet)
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     type='ImageClassifier',
     name='teacher',

@@ -5,7 +5,9 @@ _base_ = [
 # Paper B V1 in its own setting: classification backbones regressing one box + confidence
 # per image (SPEC §5.3 mode R), online KD + ML in box space (L1 + 1 - GIoU), alpha/beta/gamma
 # = 0.1/0.45/0.45. Images are resized to a fixed 224 x 224.
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     type='SingleBoxKDMLDistiller',
     teacher=dict(

@@ -1,6 +1,8 @@
 _base_ = './kvasir_box-kdml_v1.py'
 # Paper B V2 in its own setting (single box + confidence per image, SPEC §5.3 mode R).
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     students=[
         dict(

@@ -3,7 +3,9 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 # The Kvasir-SEG GFL teacher (resnet152) trained alone: its checkpoint feeds the offline configs.
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 _teacher = dict(
     base='mmdet::gfl/gfl_r50_fpn_1x_coco.py',
     backbone=dict(

@@ -6,12 +6,13 @@ from .export import export_students
 from .launch import (add_run_arguments, load_run_config, resolve_model, set_data_root,
                      setup_launcher)
 from .metric_table import format_metric_table
+from .pretrained import from_scratch, pretrained_files
 from .setup_env import register_all_modules
 
 __all__ = [
     'add_run_arguments', 'load_run_config',
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'RefusedCheckpointError',
-    'export_students', 'format_metric_table', 'install_checkpoint_load_errors',
+    'export_students', 'format_metric_table', 'from_scratch', 'pretrained_files', 'install_checkpoint_load_errors',
     'register_all_modules', 'register_atomic_local_backend', 'register_checkpoint_safe_globals',
     'resolve_model', 'set_data_root', 'setup_launcher'
 ]

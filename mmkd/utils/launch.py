@@ -6,6 +6,9 @@ import os.path as osp
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
+
+from .pretrained import from_scratch
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -72,6 +75,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--from-scratch', action='store_true',
+        help='initialise every model randomly instead of from the ImageNet weights the '
+        'config names (pretrained=True / init_cfg Pretrained); for machines without the '
+        'weights, such as the demo on the bundled sample')
 
 
 def load_run_config(args: argparse.Namespace) -> Config:
@@ -84,6 +92,10 @@ def load_run_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
         set_data_root(cfg, args.data_root)
+    if getattr(args, 'from_scratch', False):
+        switched = from_scratch(cfg)
+        print_log(f'--from-scratch: random initialisation instead of {switched or "nothing"}',
+                  logger='current')
     resolve_model(cfg)
     setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:

@@ -3,16 +3,15 @@ config keys and values that differ."""
 import re
 
 import pytest
-from mmengine.config import Config
 
 from mmkd.registry import MODELS
-from mmkd.testing import tiny_detector
+from mmkd.testing import scratch_config, tiny_detector
 
 TINY = dict(type='CIFARResNet', depth=18, num_stages=2, base_channels=4)
 
 
 def test_classification_teacher_and_students_class_counts():
-    cfg = Config.fromfile('configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_cifar100.py').model
+    cfg = scratch_config('configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_cifar100.py').model
     cfg.teacher.backbone = TINY
     for student in cfg.students:
         student.backbone = TINY
@@ -25,7 +24,7 @@ def test_classification_teacher_and_students_class_counts():
 
 
 def test_detection_teacher_and_students_class_counts():
-    cfg = Config.fromfile('configs/kvasir_kdml_v3.py').model
+    cfg = scratch_config('configs/kvasir_kdml_v3.py').model
     cfg.teacher = tiny_detector('gfl', 8, num_classes=1)
     cfg.students = [tiny_detector('gfl', 8, num_classes=2), tiny_detector('gfl', 8)]
     with pytest.raises(ValueError, match=re.escape(

@@ -6,7 +6,6 @@ import re
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
@@ -15,6 +14,7 @@ from mmkd.models import (DetKDMLDistiller, ImageClassifier, KDMLDistiller, Multi
                          SingleBoxKDMLDistiller, SingleBoxRegressor)
 from mmkd.models.utils import NonFiniteLossError
 from mmkd.utils import AtomicLocalBackend, set_data_root
+from mmkd.testing import scratch_config
 
 CONFIG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
 MMKD_MODELS = (MultiExitDistiller, KDMLDistiller, DetKDMLDistiller, SingleBoxKDMLDistiller,
@@ -49,7 +49,7 @@ class PoisonLossHook(Hook):
 
 
 def tiny_cfg(data_root, work_dir):
-    cfg = Config.fromfile(CONFIG)
+    cfg = scratch_config(CONFIG)
     set_data_root(cfg, data_root)
     cfg.model.teacher.backbone = dict(type='CIFARResNet', depth=18, num_stages=2,
                                       base_channels=8)

@@ -5,9 +5,9 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from mmkd.registry import MODELS
+from mmkd.testing import scratch_config
 
 CONFIGS = sorted(glob.glob('configs/kdml/*.py'))
 VERSIONS = {'r152-to-r50-r34': ('resnet152', ['resnet50', 'resnet34']),
@@ -26,7 +26,7 @@ def test_every_version_mode_and_dataset_has_a_config():
 
 @pytest.mark.parametrize('path', [c for c in CONFIGS if 'classifier_' not in c])
 def test_distiller_config_settings(path):
-    cfg = Config.fromfile(path)
+    cfg = scratch_config(path)
     name = osp.basename(path)
     model = cfg.model
     assert model.type == 'KDMLDistiller'
@@ -41,7 +41,7 @@ def test_distiller_config_settings(path):
         # The checkpoint the matching teacher config writes when trained alone.
         teacher_cfg = model.teacher_ckpt.split('/')[1]
         assert osp.exists(f'configs/kdml/{teacher_cfg}.py')
-        assert Config.fromfile(f'configs/kdml/{teacher_cfg}.py').model.backbone.arch == \
+        assert scratch_config(f'configs/kdml/{teacher_cfg}.py').model.backbone.arch == \
             model.teacher.backbone.arch
     num_classes = 2 if name.endswith('_msi.py') else 100
     assert {s.num_classes for s in model.students} == {num_classes}
@@ -50,7 +50,7 @@ def test_distiller_config_settings(path):
 
 @pytest.mark.parametrize('path', sorted(glob.glob('configs/kdml/kdml_*.py')))
 def test_online_config_builds_and_runs_a_loss_step(path):
-    cfg = Config.fromfile(path)
+    cfg = scratch_config(path)
     stem = osp.basename(path).split('_')[1]
     teacher, students = VERSIONS[stem]
     model = MODELS.build(cfg.model)

@@ -6,10 +6,10 @@ import os.path as osp
 import pytest
 import torch
 from mmdet.structures import DetDataSample
-from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 from mmkd.registry import MODELS
+from mmkd.testing import scratch_config
 
 VERSIONS = {'v1': ('resnet152', ['resnet50', 'resnet34']),
             'v2': ('resnet152', ['vgg16', 'vgg19']),
@@ -38,7 +38,7 @@ def test_every_variant_exists():
 
 @pytest.mark.parametrize('v', list(VERSIONS))
 def test_version_settings_and_offline_teacher(v):
-    cfg = Config.fromfile(f'configs/kvasir_kdml_{v}.py')
+    cfg = scratch_config(f'configs/kvasir_kdml_{v}.py')
     teacher, students = VERSIONS[v]
     assert cfg.model.type == 'DetKDMLDistiller' and cfg.model.teacher_mode == 'online'
     assert cfg.model.teacher.backbone.arch == teacher
@@ -46,17 +46,17 @@ def test_version_settings_and_offline_teacher(v):
     assert cfg.train_dataloader.dataset.type == 'KvasirSegDataset'
     assert cfg.val_evaluator.type == 'DetIoUMetric'
     assert cfg.optim_wrapper.optimizer.lr == 0.01 and cfg.train_dataloader.batch_size == 16
-    offline = Config.fromfile(f'configs/kvasir/kvasir_kdml-offline_{v}.py')
+    offline = scratch_config(f'configs/kvasir/kvasir_kdml-offline_{v}.py')
     teacher_cfg = offline.model.teacher_ckpt.split('/')[1]
-    alone = Config.fromfile(f'configs/kvasir/{teacher_cfg}.py')
+    alone = scratch_config(f'configs/kvasir/{teacher_cfg}.py')
     assert alone.model.backbone.arch == teacher
-    assert Config.fromfile(f'configs/kvasir/kvasir_ml_{v}.py').model.teacher is None
-    assert Config.fromfile(f'configs/kvasir/kvasir_kd_{v}.py').model.ml_weight == 0
+    assert scratch_config(f'configs/kvasir/kvasir_ml_{v}.py').model.teacher is None
+    assert scratch_config(f'configs/kvasir/kvasir_kd_{v}.py').model.ml_weight == 0
 
 
 @pytest.mark.parametrize('path', ['configs/kvasir_kdml_v3.py', 'configs/kvasir/kvasir_box-kdml_v1.py'])
 def test_model_builds_and_runs_a_loss_step(path):
-    cfg = Config.fromfile(path)
+    cfg = scratch_config(path)
     model = MODELS.build(cfg.model)
     data = dict(inputs=torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8),
                 data_samples=samples(2, 64))

@@ -15,9 +15,8 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from mmkd.testing import tiny_detector, write_kvasir_seg
+from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.testing.torchrun import (REPO_ROOT, TEST_IMPORTS, rank_dumps_differ,
                                    read_test_metrics, run_tool)
 
@@ -27,7 +26,7 @@ MODELS = ('teacher', 'student0', 'student1', 'ensemble')
 
 
 def write_config(data_root: str, folder) -> str:
-    cfg = Config.fromfile(CONFIG)
+    cfg = scratch_config(CONFIG)
     cfg.custom_imports = dict(imports=TEST_IMPORTS, allow_failed_imports=False)
     cfg.model.teacher = tiny_detector('gfl', 16)
     cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]

@@ -11,9 +11,8 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from mmkd.testing import write_msi_tiles
+from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.testing.torchrun import BN_STATS, REPO_ROOT, TEST_IMPORTS, run_tool
 
 CONFIG = osp.join(REPO_ROOT, 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py')
@@ -30,7 +29,7 @@ def tiny(width: int) -> dict:
 
 
 def write_configs(data_root: str, folder) -> tuple:
-    cfg = Config.fromfile(CONFIG)
+    cfg = scratch_config(CONFIG)
     cfg.custom_imports = dict(imports=TEST_IMPORTS, allow_failed_imports=False)
     # The V1 wiring (online teacher, 2 students, max-ensemble) with tiny backbones.
     cfg.model.teacher.backbone = tiny(16)

@@ -1,10 +1,9 @@
 """Short real runs of paper-B classification configs on generated MSI-tile data."""
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmkd.testing import write_msi_tiles
+from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.utils import export_students, set_data_root
 
 CONFIG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
@@ -24,7 +23,7 @@ def data_root(tmp_path_factory):
 
 
 def tiny_cfg(data_root, work_dir, config=CONFIG):
-    cfg = Config.fromfile(config)
+    cfg = scratch_config(config)
     set_data_root(cfg, data_root)
     # Real configs use ResNet-152/50/34 at 224 px; the run keeps their wiring, tiny nets.
     cfg.model.teacher.backbone = tiny(16)
@@ -54,7 +53,7 @@ class TestKDMLClsRun:
                                    str(tmp_path / 'export'))
         assert len(exported) == 2
         for k, (cfg_path, ckpt_path) in enumerate(exported):
-            alone = Config.fromfile(cfg_path)
+            alone = scratch_config(cfg_path)
             assert alone.model.type == 'ImageClassifier'
             alone.work_dir, alone.load_from = str(tmp_path / f'alone{k}'), ckpt_path
             alone_metrics = Runner.from_cfg(alone).test()

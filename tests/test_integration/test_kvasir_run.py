@@ -4,10 +4,9 @@ import os
 import cv2
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmkd.testing import tiny_detector, write_kvasir_seg
+from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.utils import export_students, resolve_model, set_data_root
 
 CONFIG = 'configs/kvasir_kdml_v3.py'
@@ -38,7 +37,7 @@ def small(cfg, data_root, work_dir):
 
 
 def test_kdml_run_reports_every_key_exports_and_draws(data_root, tmp_path):
-    cfg = Config.fromfile(CONFIG)
+    cfg = scratch_config(CONFIG)
     # The V3 wiring (online KD+ML, GFL heads, NMS ensemble) with tiny detectors for speed.
     cfg.model.teacher = tiny_detector('gfl', 16)
     cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]
@@ -59,7 +58,7 @@ def test_kdml_run_reports_every_key_exports_and_draws(data_root, tmp_path):
     exported = export_students(cfg, str(tmp_path / 'run' / 'epoch_1.pth'),
                                str(tmp_path / 'export'))
     cfg_path, ckpt_path = exported[0]
-    alone = Config.fromfile(cfg_path)
+    alone = scratch_config(cfg_path)
     assert alone.model.type == 'GFL'  # a plain mmdet detector config
     alone.custom_hooks = []
     alone.work_dir, alone.load_from = str(tmp_path / 'alone'), ckpt_path
@@ -71,7 +70,7 @@ def test_kdml_run_reports_every_key_exports_and_draws(data_root, tmp_path):
 
 
 def test_single_box_run_reports_every_key(data_root, tmp_path):
-    cfg = Config.fromfile('configs/kvasir/kvasir_box-kdml_v3.py')
+    cfg = scratch_config('configs/kvasir/kvasir_box-kdml_v3.py')
     tiny = dict(type='CIFARResNet', depth=18, num_stages=2, base_channels=8)
     cfg.model.teacher.backbone = tiny
     for student in cfg.model.students:
@@ -88,7 +87,7 @@ def test_resume_matches_straight_run(data_root, tmp_path):
     flips do not depend on whether the run was resumed (with 0 workers they would use the
     main process's generator, which a resume restarts)."""
     def run(name, epochs, resume_from=None):
-        cfg = Config.fromfile(CONFIG)
+        cfg = scratch_config(CONFIG)
         cfg.model.teacher = tiny_detector('gfl', 16)
         cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]
         cfg = small(cfg, data_root, tmp_path / name)

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 from mmengine.hooks import Hook
 from mmengine.runner import Runner, save_checkpoint
 
 import mmkd.utils.atomic_local_backend as atomic_module
-from mmkd.testing import write_msi_tiles
+from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.utils import AtomicLocalBackend, set_data_root
 
 BACKEND_ARGS = dict(backend='atomic_local')
@@ -53,7 +52,7 @@ class HalfWriteThenFail:
 
 
 def test_runtime_config_selects_the_backend():
-    cfg = Config.fromfile('configs/_base_/default_runtime.py')
+    cfg = scratch_config('configs/_base_/default_runtime.py')
     assert cfg.default_hooks.checkpoint.backend_args == BACKEND_ARGS
     assert isinstance(get_file_backend('work_dirs/x', backend_args=BACKEND_ARGS),
                       AtomicLocalBackend)
@@ -159,7 +158,7 @@ def test_auto_resume_after_a_failed_save_starts_from_the_last_complete_one(tmp_p
                                                                           monkeypatch):
     data_root = write_msi_tiles(str(tmp_path / 'msi'), 'kaggle', num_patients=4,
                                 tiles_per_patient=4, img_size=32)
-    cfg = Config.fromfile('configs/kdml/classifier_r152_1xb16-30e_msi.py')
+    cfg = scratch_config('configs/kdml/classifier_r152_1xb16-30e_msi.py')
     set_data_root(cfg, data_root)
     cfg.model.backbone = dict(type='CIFARResNet', depth=18, num_stages=2, base_channels=4)
     cfg.train_dataloader.update(batch_size=8, num_workers=0, persistent_workers=False)

@@ -10,12 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmkd.evaluation import MultiModelClsMetric
 from mmkd.evaluation.functional import expected_calibration_error
-from mmkd.testing import tiny_detector, write_kvasir_seg, write_msi_tiles
+from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg, write_msi_tiles
 from mmkd.testing.torchrun import REPO_ROOT
 from mmkd.utils import set_data_root
 from mmkd.visualization.figures import (FIGURE_PIXELS, find_scalars_files, last_metrics,
@@ -203,7 +202,7 @@ def one_thread():
 
 def tiny_kdml_cfg(data_root, work_dir, name):
     """The paper-B MSI config with tiny CIFAR ResNets (as tests/test_integration)."""
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'))
+    cfg = scratch_config(osp.join(REPO_ROOT, 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'))
     set_data_root(cfg, data_root)
     tiny = dict(type='CIFARResNet', depth=18, num_stages=2)
     cfg.model.teacher.backbone = dict(tiny, base_channels=16)
@@ -280,7 +279,7 @@ def test_detection_work_dir_with_pictures(tmp_path, one_thread):
     tool's main(): training curves, mIoU bars of the test metrics and the picture grid."""
     data_root = str(tmp_path / 'kvasir')
     write_kvasir_seg(data_root, num_images=10, seed=1, img_size_range=((120, 160), (150, 200)))
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/kvasir_kdml_v3.py'))
+    cfg = scratch_config(osp.join(REPO_ROOT, 'configs/kvasir_kdml_v3.py'))
     cfg.model.teacher = tiny_detector('gfl', 16)
     cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]
     set_data_root(cfg, data_root)

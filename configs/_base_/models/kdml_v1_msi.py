@@ -1,6 +1,7 @@
 # Paper B V1: resnet152 teacher -> resnet50 + resnet34 students (224x224 tiles).
-# pretrained=True takes torchvision's ImageNet weights (machines with internet only).
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     type='KDMLDistiller',
     teacher=dict(

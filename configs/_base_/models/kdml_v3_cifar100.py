@@ -1,8 +1,9 @@
 # Paper B V3: densenet201 teacher -> efficientnet_b0 + efficientnet_b1 students (32x32 images);
-# everything else as V1 (kdml_v1_cifar100.py). pretrained=True: torchvision ImageNet weights
-# (needs internet).
+# everything else as V1 (kdml_v1_cifar100.py).
 _base_ = './kdml_v1_cifar100.py'
-pretrained = False
+# ImageNet weights (torchvision's). tools/train.py --from-scratch starts from random weights
+# instead; offline: pre-fill the cache listed by tools/pretrained_weights.py.
+pretrained = True
 model = dict(
     teacher=dict(backbone=dict(arch='densenet201')),
     students=[
