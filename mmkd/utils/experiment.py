@@ -1,0 +1,166 @@
+"""Seeded comparisons of training recipes: runs ``tools/train.py`` once per (variant, seed),
+resumable per finished run, and prints the papers' table forms (mean ± std over seeds).
+
+Each run is a subprocess (a fresh mmengine Runner, nothing shared between runs). Its final
+validation metrics are read from the run's ``scalars.json`` and kept in
+``<out_dir>/runs/<name>/result.json``; a run with that file is not trained again."""
+import glob
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@dataclass
+class Run:
+    """One training run.
+
+    Args:
+        name (str): Unique name; also the folder under ``<out_dir>/runs``.
+        config (str): Config file.
+        options (list[str]): ``--cfg-options`` items (``key=value``).
+        seed (int): ``randomness.seed``.
+        extra_args (list[str]): More ``tools/train.py`` arguments (e.g. ``--data-root``).
+        group (str): The table column the run belongs to (the variant).
+        after (str, optional): Name of a run that must finish first (an offline teacher);
+            ``{after}`` in ``options`` becomes that run's final checkpoint.
+    """
+    name: str
+    config: str
+    options: List[str] = field(default_factory=list)
+    seed: int = 0
+    extra_args: List[str] = field(default_factory=list)
+    group: str = ''
+    after: Optional[str] = None
+
+
+def run_dir(out_dir: str, name: str) -> str:
+    return osp.join(out_dir, 'runs', name)
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint a finished run left (``last_checkpoint`` names it)."""
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def final_metrics(work_dir: str) -> Dict[str, float]:
+    """The last validation metrics that the run's ``LocalVisBackend`` wrote.
+
+    Validation lines of ``<work_dir>/<timestamp>/vis_data/scalars.json`` are those without a
+    learning rate; the last one of the newest timestamp is the final evaluation."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json; was the run '
+                                'validated (val_cfg, val_interval)?')
+    metrics = None
+    with open(files[-1]) as f:
+        for line in f:
+            row = json.loads(line)
+            if 'lr' not in row and any('/' in k for k in row):
+                metrics = row
+    if metrics is None:
+        raise ValueError(f'{files[-1]}: no validation metrics logged')
+    return {k: float(v) for k, v in metrics.items() if k != 'step'}
+
+
+def execute(run: Run, out_dir: str, python: str = sys.executable,
+            log=print) -> Dict[str, object]:
+    """Train ``run`` (unless its result exists) and return its result record."""
+    folder = run_dir(out_dir, run.name)
+    result_path = osp.join(folder, 'result.json')
+    if osp.exists(result_path):
+        with open(result_path) as f:
+            return json.load(f)
+    work_dir = osp.join(folder, 'work')
+    cmd = [python, osp.join(REPO_ROOT, 'tools/train.py'), run.config, '--work-dir', work_dir,
+           *run.extra_args]
+    if osp.isdir(work_dir) and glob.glob(osp.join(work_dir, '*.pth')):
+        cmd.append('--resume')  # a run killed half-way goes on from its last epoch
+    options = list(run.options)
+    if run.after is not None:
+        with open(osp.join(run_dir(out_dir, run.after), 'result.json')) as f:
+            after_ckpt = json.load(f)['checkpoint']
+        options = [o.replace('{after}', after_ckpt) for o in options]
+    cmd += ['--cfg-options', f'randomness.seed={run.seed}', *options]
+    os.makedirs(folder, exist_ok=True)
+    start = time.time()
+    with open(osp.join(folder, 'train.log'), 'a') as logfile:
+        proc = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'run {run.name} failed (exit {proc.returncode}); see '
+                           f'{osp.join(folder, "train.log")}\ncommand: {" ".join(cmd)}')
+    record = dict(name=run.name, group=run.group, seed=run.seed, config=run.config,
+                  options=run.options, seconds=round(time.time() - start, 1),
+                  checkpoint=last_checkpoint(work_dir), metrics=final_metrics(work_dir))
+    with open(result_path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=1)
+    os.replace(result_path + '.tmp', result_path)
+    return record
+
+
+def execute_all(runs: Sequence[Run], out_dir: str, log=print) -> List[Dict[str, object]]:
+    """Run every run in order, printing progress with an ETA from the runs timed so far."""
+    results, timed = [], []
+    for i, run in enumerate(runs):
+        done = osp.exists(osp.join(run_dir(out_dir, run.name), 'result.json'))
+        start = time.time()
+        record = execute(run, out_dir, log=log)
+        results.append(record)
+        if not done:
+            timed.append(time.time() - start)
+        left = len(runs) - i - 1
+        eta = f', ETA {np.mean(timed) * left / 60:.1f} min' if timed and left else ''
+        log(f'[{i + 1}/{len(runs)}] {run.name}: {"cached" if done else "trained"} in '
+            f'{record["seconds"]:.0f} s{eta}', flush=True)
+    return results
+
+
+def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``'mean ± std'`` (sample std, ddof=1; ``± 0`` for one value)."""
+    v = np.asarray(values, dtype=float) * scale
+    std = v.std(ddof=1) if len(v) > 1 else 0.0
+    return f'{v.mean():.{digits}f} ± {std:.{digits}f}'
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Welch's t-test p-value of mean(a) ≠ mean(b) (unequal variances)."""
+    from scipy.stats import ttest_ind
+    p = ttest_ind(np.asarray(a, float), np.asarray(b, float), equal_var=False).pvalue
+    return float('nan') if p is None or math.isnan(p) else float(p)
+
+
+def collect(results: Sequence[Dict[str, object]], group: str, key: str) -> List[float]:
+    """``metrics[key]`` of every run in ``group`` (one value per seed)."""
+    return [r['metrics'][key] for r in results if r['group'] == group and key in r['metrics']]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def model_table(results: Sequence[Dict[str, object]], groups: Sequence[str],
+                labels: Sequence[str], models: Sequence[str], metric: str,
+                scale: float = 1.0) -> str:
+    """Paper B's Table 2 form: one row per model (teacher, student k, ensemble), one column
+    per variant, ``mean ± std`` of ``<model>/<metric>`` over seeds, '—' where a variant has
+    no such model (no teacher in mutual learning alone)."""
+    rows = []
+    for model in models:
+        cells = [model]
+        for group in groups:
+            values = collect(results, group, f'{model}/{metric}')
+            cells.append(mean_std(values, scale) if values else '—')
+        rows.append(cells)
+    return markdown_table(['model', *labels], rows)

@@ -1,0 +1,117 @@
+"""Paper B's comparison (Table 2): one KD + ML config turned into every variant it is compared
+with, at the same training budget. Used by ``tools/compare_kdml.py`` and the real-data
+reproduction command."""
+import copy
+import os
+import os.path as osp
+from typing import Dict, List, Sequence
+
+from mmengine.config import Config
+
+from .export import name_lone_model
+from .experiment import Run, markdown_table, mean_std, model_table, welch_p
+from .pretrained import from_scratch
+
+# (group, column label) in paper B's order, students trained alone first.
+VARIANTS = (('alone', 'students alone'), ('kd', 'KD'), ('ml', 'ML'),
+            ('kdml', 'KD + ML (On)'), ('kdml-offline', 'KD + ML (Off)'))
+
+
+def _with_model(cfg: Config, model: dict) -> Config:
+    out = copy.deepcopy(cfg)
+    out.model = model
+    return out
+
+
+def variant_configs(cfg: Config) -> Dict[str, Config]:
+    """``{'teacher': …, 'alone': …, 'kd': …, 'ml': …, 'kdml': …, 'kdml-offline': …}``.
+
+    ``cfg`` is an online KD + ML distiller config (its own overrides already merged). Every
+    variant keeps its data, schedule and seed handling; only the model changes:
+    ``teacher`` is the teacher trained alone (whose checkpoint the offline variant loads,
+    ``teacher_ckpt`` is filled in per seed by :func:`comparison_runs`), ``alone`` drops the
+    teacher and mutual learning, ``kd`` drops mutual learning, ``ml`` drops the teacher.
+    """
+    from mmkd.models.distillers import resolve_model_cfg
+    model = cfg.model
+    if model.get('teacher') is None or model.get('teacher_mode', 'online') != 'online':
+        raise ValueError('the comparison starts from an online KD + ML config: model.teacher '
+                         'set and model.teacher_mode="online"')
+    teacher = resolve_model_cfg(model.teacher, 'model.teacher')
+    if model.get('data_preprocessor') is not None:
+        teacher['data_preprocessor'] = copy.deepcopy(model.data_preprocessor)
+    out = {'teacher': _with_model(cfg, teacher)}
+    name_lone_model(out['teacher'], 'teacher')
+    out['alone'] = _with_model(cfg, dict(model, teacher=None, ml_weight=0.0))
+    out['kd'] = _with_model(cfg, dict(model, ml_weight=0.0))
+    out['ml'] = _with_model(cfg, dict(model, teacher=None))
+    out['kdml'] = _with_model(cfg, dict(model))
+    out['kdml-offline'] = _with_model(cfg, dict(model, teacher_mode='offline',
+                                                teacher_ckpt='<teacher run of the same seed>'))
+    return out
+
+
+def write_variant_configs(cfg: Config, out_dir: str, scratch: bool) -> Dict[str, str]:
+    """Dump :func:`variant_configs` under ``<out_dir>/configs``; returns group → path."""
+    cfg = copy.deepcopy(cfg)
+    if scratch:
+        from_scratch(cfg)
+    os.makedirs(osp.join(out_dir, 'configs'), exist_ok=True)
+    paths = {}
+    for group, variant in variant_configs(cfg).items():
+        paths[group] = osp.join(out_dir, 'configs', f'{group}.py')
+        variant.dump(paths[group])
+    return paths
+
+
+def comparison_runs(paths: Dict[str, str], seeds: Sequence[int],
+                    extra_args: Sequence[str] = ()) -> List[Run]:
+    """Every (variant, seed) run, each seed's teacher before the offline run that loads it."""
+    runs = []
+    for seed in seeds:
+        teacher = Run(f'teacher_s{seed}', paths['teacher'], seed=seed, group='teacher',
+                      extra_args=list(extra_args))
+        runs.append(teacher)
+        for group, _ in VARIANTS:
+            # '{after}' becomes the teacher run's final checkpoint when the run starts.
+            options = ['model.teacher_ckpt={after}'] if group == 'kdml-offline' else []
+            runs.append(Run(f'{group}_s{seed}', paths[group], options=options, seed=seed,
+                            group=group, extra_args=list(extra_args),
+                            after=teacher.name if group == 'kdml-offline' else None))
+    return runs
+
+
+def comparison_report(results: Sequence[dict], num_students: int, metrics: Sequence[str],
+                      significance_metric: str = None) -> str:
+    """Paper B's Table 2 form per metric (teacher / student k / ensemble × variants), the
+    offline column's teacher being the teacher trained alone, and optionally Welch's t-test
+    p-values of each KD + ML ensemble against the KD-only ensemble."""
+    results = [dict(r) for r in results]
+    for r in results:  # the offline runs' teacher is the separately trained one
+        if r['group'] == 'kdml-offline':
+            seed_teacher = [t for t in results if t['group'] == 'teacher'
+                            and t['seed'] == r['seed']]
+            if seed_teacher:
+                r['metrics'] = {**r['metrics'], **{
+                    k: v for k, v in seed_teacher[0]['metrics'].items()
+                    if k.startswith('teacher/')}}
+    groups = [g for g, _ in VARIANTS]
+    labels = [label for _, label in VARIANTS]
+    models = ['teacher', *[f'student{k}' for k in range(num_students)], 'ensemble']
+    seeds = sorted({r['seed'] for r in results})
+    parts = []
+    for metric in metrics:
+        parts.append(f'**{metric}** (%), mean ± std over {len(seeds)} seeds {seeds}:\n\n' +
+                     model_table(results, groups, labels, models, metric))
+    if significance_metric:
+        key = f'ensemble/{significance_metric}'
+        kd = [r['metrics'][key] for r in results if r['group'] == 'kd']
+        rows = []
+        for group in ('kdml', 'kdml-offline'):
+            values = [r['metrics'][key] for r in results if r['group'] == group]
+            rows.append([dict(VARIANTS)[group], mean_std(values), mean_std(kd),
+                         f'{welch_p(values, kd):.3f}'])
+        parts.append(f"Welch's t-test, ensemble {significance_metric} against the KD-only "
+                     'ensemble (paper B\'s "*"):\n\n' + markdown_table(
+                         ['variant', 'ensemble', 'KD ensemble', 'p'], rows))
+    return '\n\n'.join(parts)

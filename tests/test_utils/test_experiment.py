@@ -1,0 +1,149 @@
+"""Seeded comparisons: result parsing, resumption, statistics and paper B's table form."""
+import json
+import os
+
+import pytest
+from mmengine.config import Config
+
+from mmkd.utils import experiment
+from mmkd.utils.experiment import (Run, execute, final_metrics, mean_std, model_table,
+                                   welch_p)
+from mmkd.utils.kdml_variants import comparison_report, comparison_runs, variant_configs
+
+CLS_CFG = 'configs/fashion_mnist/kdml_r18w32-to-r18w8x2_1xb64-6e_fashion-mnist.py'
+
+
+def write_scalars(work_dir, rows):
+    folder = work_dir / '20261201_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    (folder / 'scalars.json').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+
+
+def test_final_metrics_is_the_last_validation(tmp_path):
+    write_scalars(tmp_path, [
+        {'lr': 0.1, 'loss': 2.0, 'step': 1},
+        {'ensemble/top1_acc': 50.0, 'step': 1},
+        {'lr': 0.1, 'loss': 1.0, 'step': 2},
+        {'ensemble/top1_acc': 61.5, 'teacher/top1_acc': 70.0, 'step': 2},
+        {'lr': 0.1, 'loss': 0.5, 'step': 3}])
+    assert final_metrics(str(tmp_path)) == {'ensemble/top1_acc': 61.5, 'teacher/top1_acc': 70.0}
+
+
+def test_final_metrics_names_the_folder_without_logs(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        final_metrics(str(tmp_path))
+
+
+def test_execute_trains_once_then_reads_the_result(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train(cmd, stdout, stderr, cwd):
+        calls.append(cmd)
+        work = cmd[cmd.index('--work-dir') + 1]
+        os.makedirs(work, exist_ok=True)
+        with open(os.path.join(work, 'last_checkpoint'), 'w') as f:
+            f.write(os.path.join(work, 'epoch_1.pth'))
+        write_scalars(tmp_path / 'out' / 'runs' / 'kd_s3' / 'work', [{'student0/mIoU': 42.0}])
+        return type('Done', (), {'returncode': 0})()
+
+    monkeypatch.setattr(experiment.subprocess, 'run', fake_train)
+    run = Run('kd_s3', 'cfg.py', options=['a=1'], seed=3, group='kd')
+    first = execute(run, str(tmp_path / 'out'))
+    second = execute(run, str(tmp_path / 'out'))
+    assert len(calls) == 1 and first == second
+    assert calls[0][-3:] == ['--cfg-options', 'randomness.seed=3', 'a=1']
+    assert first['metrics'] == {'student0/mIoU': 42.0} and first['group'] == 'kd'
+    assert first['checkpoint'].endswith('epoch_1.pth')
+
+
+def test_execute_fills_in_the_teacher_checkpoint(tmp_path, monkeypatch):
+    teacher_dir = tmp_path / 'runs' / 'teacher_s0'
+    teacher_dir.mkdir(parents=True)
+    (teacher_dir / 'result.json').write_text(json.dumps({'checkpoint': '/x/epoch_6.pth'}))
+    seen = []
+
+    def fail(cmd, **kwargs):
+        seen.append(cmd)
+        return type('Failed', (), {'returncode': 3})()
+
+    monkeypatch.setattr(experiment.subprocess, 'run', fail)
+    run = Run('kdml-offline_s0', 'c.py', options=['model.teacher_ckpt={after}'],
+              after='teacher_s0')
+    with pytest.raises(RuntimeError, match='kdml-offline_s0 failed .exit 3.*train.log'):
+        execute(run, str(tmp_path))
+    assert seen[0][-1] == 'model.teacher_ckpt=/x/epoch_6.pth'
+
+
+def test_statistics():
+    assert mean_std([1.0, 2.0, 3.0]) == '2.00 ± 1.00'
+    assert mean_std([0.5], scale=100) == '50.00 ± 0.00'
+    # Welch: a = (1, 2, 3), b = (4, 5, 6, 7): t = -3.5 / sqrt(1/3 + 1.6667/4) = -4.041,
+    # Welch-Satterthwaite df = 0.75² / ((1/3)²/2 + (1.6667/4)²/3) = 4.96, two-sided p = 0.0101.
+    assert welch_p([1, 2, 3], [4, 5, 6, 7]) == pytest.approx(0.0101, abs=2e-4)
+
+
+def test_variants_change_only_the_model():
+    cfg = Config.fromfile(CLS_CFG)
+    variants = variant_configs(cfg)
+    assert set(variants) == {'teacher', 'alone', 'kd', 'ml', 'kdml', 'kdml-offline'}
+    assert variants['teacher'].model.type == 'ImageClassifier'
+    assert variants['teacher'].model.backbone.base_channels == 32
+    assert variants['teacher'].model.data_preprocessor == cfg.model.data_preprocessor
+    assert variants['teacher'].model.name == 'teacher'  # reports teacher/* alone too
+    assert variants['alone'].model.teacher is None and variants['alone'].model.ml_weight == 0
+    assert variants['kd'].model.ml_weight == 0 and variants['kd'].model.teacher is not None
+    assert variants['ml'].model.teacher is None and variants['ml'].model.ml_weight == 0.45
+    assert variants['kdml'].model == cfg.model
+    assert variants['kdml-offline'].model.teacher_mode == 'offline'
+    for v in variants.values():
+        assert v.train_cfg == cfg.train_cfg and v.train_dataloader == cfg.train_dataloader
+
+
+def test_variants_need_an_online_kdml_config():
+    cfg = Config.fromfile(CLS_CFG)
+    cfg.model.teacher = None
+    with pytest.raises(ValueError, match='online KD \\+ ML config'):
+        variant_configs(cfg)
+
+
+def test_runs_put_each_seed_teacher_before_its_offline_run():
+    runs = comparison_runs({g: f'{g}.py' for g in ('teacher', 'alone', 'kd', 'ml', 'kdml',
+                                                  'kdml-offline')}, [0, 1])
+    names = [r.name for r in runs]
+    assert names[:6] == ['teacher_s0', 'alone_s0', 'kd_s0', 'ml_s0', 'kdml_s0',
+                         'kdml-offline_s0'] and len(runs) == 12
+    offline = runs[11]
+    assert offline.after == 'teacher_s1' and offline.options == ['model.teacher_ckpt={after}']
+
+
+def result(group, seed, **metrics):
+    return dict(group=group, seed=seed, seconds=1.0, metrics=metrics)
+
+
+def test_report_is_paper_b_table_2_form():
+    results = [result('teacher', s, **{'teacher/acc': 90.0 + s}) for s in (0, 1)]
+    for s in (0, 1):
+        results += [
+            result('alone', s, **{'student0/acc': 80.0, 'ensemble/acc': 81.0}),
+            result('kd', s, **{'teacher/acc': 88.0, 'student0/acc': 82.0,
+                               'ensemble/acc': 83.0 + s}),
+            result('ml', s, **{'student0/acc': 81.0, 'ensemble/acc': 82.0}),
+            result('kdml', s, **{'teacher/acc': 89.0, 'student0/acc': 84.0,
+                                 'ensemble/acc': 85.0 + 2 * s}),
+            result('kdml-offline', s, **{'student0/acc': 83.0, 'ensemble/acc': 84.0 + s})]
+    report = comparison_report(results, 1, ['acc'], 'acc')
+    lines = report.splitlines()
+    assert '| model | students alone | KD | ML | KD + ML (On) | KD + ML (Off) |' in lines
+    # the offline column's teacher is the teacher trained alone (90, 91)
+    assert ('| teacher | — | 88.00 ± 0.00 | — | 89.00 ± 0.00 | 90.50 ± 0.71 |') in lines
+    assert '| ensemble | 81.00 ± 0.00 | 83.50 ± 0.71 | 82.00 ± 0.00 | 86.00 ± 1.41 | ' \
+        '84.50 ± 0.71 |' in lines
+    assert any(line.startswith('| KD + ML (On) | 86.00 ± 1.41 | 83.50 ± 0.71 | 0.')
+               for line in lines)
+    assert 'over 2 seeds [0, 1]' in report
+
+
+def test_model_table_marks_missing_models():
+    table = model_table([result('ml', 0, **{'student0/x': 1.0})], ['ml'], ['ML'],
+                        ['teacher', 'student0'], 'x')
+    assert table.splitlines()[2:] == ['| teacher | — |', '| student0 | 1.00 ± 0.00 |']

@@ -1,0 +1,71 @@
+"""Paper B's comparison at one training budget: students alone, KD only, ML only, KD + ML
+online and KD + ML offline (teacher trained alone first), over several seeds, printed in
+paper B's Table 2 form (teacher / student k / ensemble, mean ± std).
+
+    python tools/compare_kdml.py configs/kvasir_kdml_v3.py --out-dir work_dirs/compare \\
+        --seeds 0 1 2 --data-root data/kvasir_sample --from-scratch --cfg-options ...
+
+Every (variant, seed) run is a ``tools/train.py`` run whose final validation is the result;
+a finished run is not trained again, so an interrupted comparison resumes where it stopped.
+The report is written to ``<out-dir>/report.md`` and ``<out-dir>/results.json``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import time
+
+from mmengine.config import Config, DictAction
+
+from mmkd.utils import register_all_modules, set_data_root
+from mmkd.utils.experiment import execute_all
+from mmkd.utils.kdml_variants import comparison_report, comparison_runs, write_variant_configs
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='an online KD + ML config')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--data-root')
+    parser.add_argument('--from-scratch', action='store_true',
+                        help='random initialisation instead of the ImageNet weights')
+    parser.add_argument('--metrics', nargs='+', default=['mIoU', 'AP50'],
+                        help='metrics to tabulate (keys after "<model>/")')
+    parser.add_argument('--significance', help='metric for Welch\'s t-test of the KD + ML '
+                        'ensembles against the KD-only ensemble (e.g. top1_acc)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='overrides applied to the KD + ML config before the variants '
+                        'are derived (the same budget for every variant)')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    paths = write_variant_configs(cfg, args.out_dir, scratch=args.from_scratch)
+    runs = comparison_runs(paths, args.seeds)
+    print(f'{len(runs)} runs ({len(args.seeds)} seeds x {len(runs) // len(args.seeds)}) '
+          f'into {args.out_dir}', flush=True)
+    start = time.time()
+    results = execute_all(runs, args.out_dir)
+    report = comparison_report(results, len(cfg.model.students), args.metrics,
+                               args.significance)
+    wall = sum(r['seconds'] for r in results)
+    report += (f'\n\n{len(results)} runs, {wall / 60:.1f} min of training in all '
+               f'({(time.time() - start) / 60:.1f} min in this call).')
+    print(report)
+    with open(osp.join(args.out_dir, 'report.md'), 'w') as f:
+        f.write(report + '\n')
+    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    os.makedirs(args.out_dir, exist_ok=True)
+
+
+if __name__ == '__main__':
+    main()
