@@ -4,8 +4,9 @@ import argparse
 
 from mmengine.runner import Runner
 
-from mmkd.utils import (add_run_arguments, format_metric_table, load_run_config,
+from mmkd.utils import (add_run_arguments, format_metric_table, from_scratch, load_run_config,
                         register_all_modules)
+from mmkd.utils.strict_load import load_checkpoint_strictly
 
 
 def parse_args():
@@ -24,11 +25,14 @@ def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
     cfg = load_run_config(args)
-    cfg.load_from = args.checkpoint
+    # Every weight comes from the checkpoint: never fetch ImageNet weights to overwrite them.
+    from_scratch(cfg)
+    cfg.load_from = None  # loaded strictly below, once the runner has built the model
     if args.show_dir:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='DetComparisonHook', out_dir=args.show_dir, max_images=args.show_max)]
     runner = Runner.from_cfg(cfg)
+    load_checkpoint_strictly(runner, args.checkpoint, args.config)
     metrics = runner.test()
     if runner.rank == 0:
         print(format_metric_table(metrics))

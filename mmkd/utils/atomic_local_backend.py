@@ -9,6 +9,9 @@ name (``os.replace`` is atomic on POSIX and Windows): the final path holds eithe
 old file or the complete new one. ``CheckpointHook`` writes ``last_checkpoint`` only after
 ``put`` returns, so an auto ``--resume`` never points at a half-written checkpoint.
 
+Every ``put`` also writes the SHA-256 digest of the bytes beside them, ``<path>.sha256``
+(``checkpoint_digest.py``), which mmkd checks before loading; ``remove`` removes both.
+
 Use with ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')`` (mmkd's
 ``configs/_base_/default_runtime.py`` does); ``import mmkd`` registers the name.
 """
@@ -23,6 +26,8 @@ from typing import Union
 import mmengine
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio.backends import backends
+
+from .checkpoint_digest import digest_line, digest_path, remove_digest
 
 BACKEND_NAME = 'atomic_local'
 
@@ -68,11 +73,25 @@ def _fsync_dir(folder: str) -> None:
 
 class AtomicLocalBackend(LocalBackend):
     """``LocalBackend`` whose ``put``/``put_text`` write ``<path>.tmp-<host>-<pid>``, flush
-    and fsync it, then ``os.replace`` it over ``<path>``. Reading, listing and removing are
+    and fsync it, then ``os.replace`` it over ``<path>``. ``put`` (checkpoints) also writes
+    the digest ``<path>.sha256``; ``remove`` removes it with the file. Reading and listing are
     ``LocalBackend``'s."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         filepath = str(filepath)
+        # The old digest goes before the new bytes are renamed in: a kill in between leaves
+        # a checkpoint without digest, never one with the digest of other bytes.
+        self._write_atomic(obj, filepath, before_rename=lambda: remove_digest(filepath))
+        self._write_atomic(digest_line(obj, filepath).encode(), digest_path(filepath))
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+        self._write_atomic(obj.encode(encoding), str(filepath))
+
+    def remove(self, filepath: Union[str, Path]) -> None:
+        super().remove(filepath)
+        remove_digest(str(filepath))
+
+    def _write_atomic(self, obj: bytes, filepath: str, before_rename=None) -> None:
         folder = osp.dirname(filepath)
         mmengine.mkdir_or_exist(folder)
         _remove_stale_tmp_files(filepath)
@@ -82,6 +101,8 @@ class AtomicLocalBackend(LocalBackend):
                 f.write(obj)
                 f.flush()
                 os.fsync(f.fileno())
+            if before_rename is not None:
+                before_rename()
             os.replace(tmp, filepath)
         except BaseException:
             # A failed write (disk full, an exception) leaves nothing behind; only a killed
@@ -90,9 +111,6 @@ class AtomicLocalBackend(LocalBackend):
                 os.remove(tmp)
             raise
         _fsync_dir(folder or '.')
-
-    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
-        self.put(obj.encode(encoding), filepath)
 
 
 def register_atomic_local_backend() -> None:

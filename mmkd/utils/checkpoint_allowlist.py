@@ -13,7 +13,9 @@ mmengine's checkpoints hold beside tensors are allowed:
 Anything else is refused by torch. :func:`install_checkpoint_load_errors` makes that refusal,
 and a truncated file, an error that names the file and the refused global, in every path that
 opens a checkpoint through mmengine (``Runner.resume``/``load_checkpoint``, ``load_from``,
-``mmengine.runner.load_checkpoint``, ``init_cfg=dict(type='Pretrained')``, offline teachers).
+``mmengine.runner.load_checkpoint``, ``init_cfg=dict(type='Pretrained')``, offline teachers,
+the export tool). The same paths first check a local file against the digest saved with it
+(``checkpoint_digest.py``).
 """
 import collections
 import pickle
@@ -23,6 +25,8 @@ import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint_digest import verify_checkpoint
 
 
 _BUILTIN_STATISTICS = {'min', 'max', 'current', 'mean'}
@@ -98,13 +102,15 @@ def _explain_load_error(filename: str, error: Exception) -> Exception:
 
 def install_checkpoint_load_errors() -> None:
     """Wrap ``mmengine.runner.CheckpointLoader.load_checkpoint`` (through which every mmengine
-    checkpoint load goes, whatever the scheme) so that a refused pickle or a truncated file
-    is re-raised with the file name. Installing twice wraps once."""
+    checkpoint load goes, whatever the scheme) so that a local file is checked against its
+    digest first, and a refused pickle or a truncated file is re-raised with the file name.
+    Installing twice wraps once."""
     original = CheckpointLoader.load_checkpoint.__func__
     if getattr(original, '_mmkd_wrapped', False):
         return
 
     def load_checkpoint(cls, filename, map_location=None, logger='current'):
+        verify_checkpoint(filename)
         try:
             return original(cls, filename, map_location, logger)
         except (pickle.UnpicklingError, EOFError) as e:

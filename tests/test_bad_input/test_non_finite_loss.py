@@ -83,7 +83,7 @@ def test_run_stops_at_the_iteration_and_keeps_the_last_checkpoint(msi_root, tmp_
     ckpt_hook = next(h for h in runner.hooks if isinstance(h, CheckpointHook))
     assert isinstance(ckpt_hook.file_backend, AtomicLocalBackend)
     assert sha256(work / 'epoch_1.pth') == hook.hash_before
-    assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_1.pth']
+    assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_1.pth', 'epoch_1.pth.sha256']
     assert (work / 'last_checkpoint').read_text().endswith('epoch_1.pth')
     # No step was taken on the poisoned loss: every weight is still finite.
     assert all(torch.isfinite(p).all() for p in runner.model.parameters())

@@ -68,7 +68,9 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, targe
         save_checkpoint({'state_dict': {'w': torch.zeros(1000)}}, str(tmp_path / target),
                         backend_args=BACKEND_ARGS)
     assert sha256(good) == digest
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']  # no tmp, no target
+    # No tmp, no target; the digest still matches the previous checkpoint.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth', 'epoch_1.pth.sha256']
+    assert (tmp_path / 'epoch_1.pth.sha256').read_text().split()[0] == digest
     assert torch.equal(torch.load(good, weights_only=True)['state_dict']['w'], torch.ones(3))
 
 
@@ -176,7 +178,7 @@ def test_auto_resume_after_a_failed_save_starts_from_the_last_complete_one(tmp_p
     with pytest.raises(OSError, match='No space left'):
         Runner.from_cfg(cfg).train()
     work = tmp_path / 'work'
-    assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_1.pth']
+    assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_1.pth', 'epoch_1.pth.sha256']
     assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
 
     monkeypatch.undo()
