@@ -4,6 +4,7 @@ import argparse
 from mmengine.runner import Runner
 
 from mmkd.utils import add_run_arguments, load_run_config, register_all_modules
+from mmkd.utils.work_dir import check_work_dir, resume_checkpoint
 
 
 def parse_args():
@@ -15,6 +16,10 @@ def parse_args():
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or from the latest one in work_dir if no path')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='train in a work_dir that already holds checkpoints, replacing them (without '
+        'it, such a work_dir is refused unless --resume is given)')
     add_run_arguments(parser)
     return parser.parse_args()
 
@@ -28,8 +33,10 @@ def main():
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+    # Both checks come before the runner, which creates the work dir and its log folder.
+    check_work_dir(cfg.work_dir, args.resume, args.overwrite)
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        cfg.resume, cfg.load_from = True, resume_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     Runner.from_cfg(cfg).train()

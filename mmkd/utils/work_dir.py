@@ -1,0 +1,53 @@
+"""What tools/train.py checks in the work dir before the runner writes anything there."""
+import glob
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.runner import find_latest_checkpoint
+
+
+def checkpoints_in(work_dir: str) -> List[str]:
+    """Names of the checkpoints (``*.pth``) and of ``last_checkpoint`` in ``work_dir``."""
+    names = sorted(osp.basename(p) for p in glob.glob(osp.join(glob.escape(work_dir), '*.pth')))
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        names.append('last_checkpoint')
+    return names
+
+
+def check_work_dir(work_dir: str, resume: Optional[str], overwrite: bool) -> None:
+    """Refuse to start a new run (no ``--resume``, no ``--overwrite``) in a work dir that
+    holds checkpoints: the new run would overwrite ``epoch_*.pth`` and ``last_checkpoint``.
+
+    Raises:
+        FileExistsError: Naming the folder, its checkpoints and the three ways on.
+    """
+    found = checkpoints_in(work_dir) if osp.isdir(work_dir) else []
+    if resume is not None or overwrite or not found:
+        return
+    shown = ', '.join(found[:5]) + (f' and {len(found) - 5} more' if len(found) > 5 else '')
+    raise FileExistsError(
+        f'work dir {work_dir} already holds checkpoints ({shown}): training there again would '
+        'overwrite them. Continue that run with --resume, train into a new --work-dir, or '
+        'pass --overwrite to replace them.')
+
+
+def resume_checkpoint(work_dir: str) -> str:
+    """The checkpoint ``--resume`` (no path) continues from: the one ``last_checkpoint`` in
+    ``work_dir`` names, as mmengine's auto-resume reads it.
+
+    Raises:
+        FileNotFoundError: There is none; mmengine would train from scratch instead.
+    """
+    found = find_latest_checkpoint(work_dir) if osp.isdir(work_dir) else None
+    others = checkpoints_in(work_dir) if osp.isdir(work_dir) else []
+    if found is None and others:
+        raise FileNotFoundError(
+            f'--resume: {work_dir} has no last_checkpoint file, which names the checkpoint to '
+            f'resume from; it holds {", ".join(others)}: pass the one to continue from '
+            '(--resume PATH)')
+    if found is None:
+        raise FileNotFoundError(
+            f'--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file '
+            'and no *.pth there): check --work-dir, pass the checkpoint itself (--resume '
+            'PATH), or leave out --resume to start a new run')
+    return found
