@@ -5,9 +5,10 @@ import os.path as osp
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from .cfg_options import CfgOptionsAction
 from .pretrained import from_scratch
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -70,8 +71,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data-root', help='use this data_root for every dataloader '
                         '(e.g. data/kvasir_sample to run on the bundled sample)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs (xxx=yyy format)')
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
+        help='override config settings, key=value pairs (xxx=yyy format); a value may be '
+        'dict(a=1, b=2), or write model.pskd.alpha_t=0.5')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -84,8 +86,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_run_config(args: argparse.Namespace) -> Config:
     """The config of ``args.config`` with the shared options applied: ``--cfg-options``,
-    ``--data-root``, a top-level ``model=dict(base=...)`` expanded, the launcher set up, and
-    the work dir (``./work_dirs/<config name>`` by default)."""
+    ``--data-root``, a top-level ``model=dict(base=...)`` expanded, ``NumClassesCheckHook``
+    added, the launcher set up, and the work dir (``./work_dirs/<config name>`` by
+    default)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
@@ -97,6 +100,9 @@ def load_run_config(args: argparse.Namespace) -> Config:
         print_log(f'--from-scratch: random initialisation instead of {switched or "nothing"}',
                   logger='current')
     resolve_model(cfg)
+    if not any(h.get('type') == 'NumClassesCheckHook' for h in cfg.get('custom_hooks', [])):
+        # models against their dataset's classes, before the first iteration
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='NumClassesCheckHook')]
     setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -1,4 +1,5 @@
 from .det_comparison_hook import DetComparisonHook
+from .num_classes_check_hook import NumClassesCheckHook
 from .pskd_memory_hook import PSKDMemoryHook
 
-__all__ = ['DetComparisonHook', 'PSKDMemoryHook']
+__all__ = ['DetComparisonHook', 'NumClassesCheckHook', 'PSKDMemoryHook']

@@ -9,6 +9,7 @@ from torch import Tensor
 from mmkd.registry import MODELS
 from ..losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
 from ..utils import DensePredictions, batch_ensemble, dense_predictions
+from ..utils.settings_check import check_model_settings
 
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
 
@@ -106,6 +107,11 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                  predict_on: str = 'ensemble',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        check_model_settings(
+            temperatures=dict(temperature=temperature, ld_temperature=ld_temperature),
+            weights=dict(det_weight=det_weight, kd_weight=kd_weight, ml_weight=ml_weight,
+                         box_l1_weight=box_l1_weight, box_giou_weight=box_giou_weight,
+                         ld_weight=ld_weight))
         super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
                          data_preprocessor, init_cfg)
         self.check_mutual_learning(ml_weight)

@@ -6,6 +6,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from ..losses import kd_kl_div_loss, reverse_kd_kl_div_loss
+from ..utils.settings_check import check_model_settings
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
 
 
@@ -56,6 +57,8 @@ class KDMLDistiller(BaseKDMLDistiller):
                  predict_on: str = 'ensemble',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        check_model_settings(temperatures=dict(temperature=temperature), weights=dict(
+            cls_weight=cls_weight, kd_weight=kd_weight, ml_weight=ml_weight))
         super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
                          data_preprocessor, init_cfg)
         if peer_kl_direction not in ('peer_to_self', 'self_to_peer'):

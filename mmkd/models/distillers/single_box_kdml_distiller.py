@@ -6,6 +6,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from ..losses import box_distance
+from ..utils.settings_check import check_model_settings, model_config_key
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
 from .det_kdml_distiller import attach_detections
 
@@ -46,8 +47,13 @@ class SingleBoxKDMLDistiller(BaseKDMLDistiller):
                  predict_on: str = 'ensemble',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        check_model_settings(weights=dict(gt_weight=gt_weight, kd_weight=kd_weight,
+                                          ml_weight=ml_weight))
         super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
                          data_preprocessor, init_cfg)
+        for name, model in self.named_models().items():
+            check_model_settings(model_config_key(name), weights=dict(
+                box_weight=model.box_weight, conf_weight=model.conf_weight))
         self.check_mutual_learning(ml_weight)
         self.gt_weight, self.kd_weight, self.ml_weight = gt_weight, kd_weight, ml_weight
 
