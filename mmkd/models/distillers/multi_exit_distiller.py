@@ -10,7 +10,6 @@ from ..heads import ExitHead
 from ..losses import (dmfl_loss, feature_hint_loss, kd_kl_div_loss, one_hot_probs,
                       soft_target_ce_loss)
 from ..utils import FiniteLossMixin, PSKDMemory
-from ..utils.settings_check import BYOT_ALPHA, PSKD_ALPHA, check_settings
 
 ExitOutputs = List[Tuple[Tensor, Tensor, Tensor]]  # per exit: logits, pooled feat, feat map
 
@@ -19,16 +18,20 @@ ExitOutputs = List[Tuple[Tensor, Tensor, Tensor]]  # per exit: logits, pooled fe
 class MultiExitDistiller(FiniteLossMixin, BaseModel):
     """Multi-exit self-distillation: PS-KD, BYOT and DMFL, each switchable (paper A).
 
-    A backbone cut into N stages gets a classifier exit after each stage (``ExitHead``; exits
-    are numbered 1..N, exit N is the ordinary classifier). With ``ŷ`` the PS-KD soft target
-    (one-hot when ``pskd`` is None), ``z_i`` / ``F_i`` the logits / pooled feature of exit i:
+    A backbone cut into S stages gets a classifier exit after each stage (``ExitHead``; exits
+    are numbered 1..N with N = S, exit N is the ordinary classifier). With
+    ``branch_on_last_stage`` the last stage gets a branch exit too, as in the reference's
+    2- and 3-stage networks (paper A Table 4): exits 1..S are branches on stages 1..S and exit
+    N = S + 1 is the classifier on stage S. With ``ŷ`` the PS-KD soft target (one-hot when
+    ``pskd`` is None), ``z_i`` / ``F_i`` the logits / pooled feature of exit i:
 
     * always: ``w_N · CE(ŷ, z_N)`` with ``w_N = byot.final_ce_weight`` (1.9 = 1 + (1 − α), the
       reference assembly) when BYOT is on, else 1;
-    * ``byot``, for each exit i in ``byot.exits``: ``(1 − α)·CE(ŷ, z_i)
+    * ``byot``, for each exit i in ``byot.exits`` (default: every exit < N): ``(1 − α)·CE(ŷ, z_i)
       + α·τ²·KL(sg softmax(z_N/τ) ‖ softmax(z_i/τ)) + λ·Σ(F_i − sg F_N)²``;
-    * ``dmfl``, for each exit i < N: ``w/(N − 1) · [KL(sg P_N ‖ P_i) + KL(sg P_i ‖ P_N)]``,
-      ``P = softmax(F/τ_f)`` over channels, with gradient (see ``dmfl_loss``).
+    * ``dmfl``, for each exit i < S (the first S − 1 exits, as the reference):
+      ``w/(S − 1) · [KL(sg P_N ‖ P_i) + KL(sg P_i ‖ P_N)]``, ``P = softmax(F/τ_f)`` over
+      channels, with gradient unless ``dmfl.legacy_no_grad`` (see ``dmfl_loss``).
 
     Loss keys are ``exit{i}.loss_cls``, ``exit{i}.loss_kd``, ``exit{i}.loss_hint``,
     ``exit{i}.loss_dmfl``; ``pskd_alpha`` is logged. ``predict`` returns the softmax of every
@@ -40,6 +43,13 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
         num_classes (int): Number of classes.
         exit_branch (str): ``ExitHead`` branch of exits 1..N−1: ``'bottleneck'`` (paper A
             ResNet-18/50) or ``'attention_sepconv'`` (ResNeXt-50). Defaults to 'bottleneck'.
+        branch_on_last_stage (bool): Also put a branch exit on the last stage (exits 1..S on
+            stages 1..S, the classifier on stage S is exit S + 1). Needs ``branch_strides``.
+            Defaults to False (exits 1..S−1 on stages 1..S−1, exit S the classifier).
+        branch_strides (Sequence[int], optional): Stride k of each branch exit, shallowest
+            first (``ExitHead.stride``). Defaults to None: ``2**(S − s)`` for stage s, which
+            brings every branch to the last stage's size; the reference's 2- and 3-stage
+            networks keep their 4-stage branches, ``(8, 4)`` and ``(8, 4, 2)``.
         pskd (dict, optional): ``alpha_t`` (α_T, default 0.8) and ``memory_dtype`` ('float32'
             or 'float16'). None disables PS-KD.
         byot (dict, optional): ``exits`` (1-based exits < N that get BYOT losses, default all),
@@ -55,6 +65,8 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
                  backbone: dict,
                  num_classes: int,
                  exit_branch: str = 'bottleneck',
+                 branch_on_last_stage: bool = False,
+                 branch_strides: Optional[Sequence[int]] = None,
                  pskd: Optional[dict] = None,
                  byot: Optional[dict] = None,
                  dmfl: Optional[dict] = None,
@@ -63,12 +75,18 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         channels = list(self.backbone.out_channels)
-        self.num_exits = n = len(channels)
+        self.num_stages = len(channels)
+        self.branch_on_last_stage = branch_on_last_stage
+        branch_in = channels if branch_on_last_stage else channels[:-1]
+        strides = self._branch_strides(len(channels), branch_on_last_stage, branch_strides)
+        self.num_exits = n = len(branch_in) + 1
         self.num_classes = num_classes
-        self.exits = ModuleList(  # mmengine's: init_weights walks into it
-            ExitHead(in_channels=c, feat_channels=channels[-1], stride=2**(n - 1 - i),
-                     num_classes=num_classes, branch=exit_branch if i < n - 1 else 'none')
-            for i, c in enumerate(channels))
+        heads = [ExitHead(in_channels=c, feat_channels=channels[-1], stride=k,
+                          num_classes=num_classes, branch=exit_branch)
+                 for c, k in zip(branch_in, strides)]
+        heads.append(ExitHead(in_channels=channels[-1], feat_channels=channels[-1], stride=1,
+                              num_classes=num_classes, branch='none'))
+        self.exits = ModuleList(heads)  # mmengine's: init_weights walks into it
         self.pskd = self._options('pskd', pskd, dict(alpha_t=0.8, memory_dtype='float32'))
         self.byot = self._options('byot', byot, dict(
             exits=tuple(range(1, n)), alpha=0.1, temperature=3.0, hint_weight=1e-6,
@@ -81,12 +99,33 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
             if bad:
                 raise ValueError(f'model.byot.exits must name exits 1..{n - 1} (exit {n} is '
                                  f'the teacher), got {list(self.byot["exits"])}')
-        check_settings('model.pskd', self.pskd, fractions=dict(alpha_t=PSKD_ALPHA))
-        check_settings('model.byot', self.byot, ['temperature'],
-                       ['hint_weight', 'final_ce_weight'], dict(alpha=BYOT_ALPHA))
-        check_settings('model.dmfl', self.dmfl, ['temperature'], ['weight'])
+        size_changes = [k for s, k in enumerate(strides, 1) if k != 2**(self.num_stages - s)]
+        if self.dmfl is not None and self.dmfl['mode'] == 'spatial' and size_changes:
+            raise ValueError("model.dmfl.mode='spatial' compares un-pooled maps, so every "
+                             'branch must reach the last stage\'s size (stride 2**(S - s) on '
+                             f'stage s), got model.branch_strides {list(strides)}; use '
+                             "model.dmfl.mode='channel'")
         if self.pskd is not None:
             self.pskd_memory = PSKDMemory(num_classes, self.pskd['memory_dtype'])
+
+    @staticmethod
+    def _branch_strides(num_stages: int, on_last: bool,
+                        given: Optional[Sequence[int]]) -> List[int]:
+        """The stride of each branch exit, checked against the number of branches."""
+        num_branches = num_stages if on_last else num_stages - 1
+        if given is None:
+            if on_last:
+                raise ValueError(
+                    'model.branch_on_last_stage=True needs model.branch_strides, one stride '
+                    f'per stage ({num_stages}): the reference\'s 3- and 2-stage networks keep '
+                    'the 4-stage branches, branch_strides=(8, 4, 2) and (8, 4)')
+            return [2**(num_stages - 1 - i) for i in range(num_branches)]
+        strides = [int(k) for k in given]
+        if len(strides) != num_branches or any(k != g or k < 1 for k, g in zip(strides, given)):
+            raise ValueError(
+                f'model.branch_strides needs {num_branches} positive ints (one per branch '
+                f'exit: {num_stages} stages, branch_on_last_stage={on_last}), got {list(given)}')
+        return strides
 
     @staticmethod
     def _options(key: str, given: Optional[dict], defaults: dict) -> Optional[dict]:
@@ -109,7 +148,10 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
 
     def extract_exits(self, inputs: Tensor) -> ExitOutputs:
-        return [head(x) for head, x in zip(self.exits, self.backbone(inputs))]
+        maps = list(self.backbone(inputs))
+        if self.branch_on_last_stage:  # the last stage feeds its branch and the classifier
+            maps.append(maps[-1])
+        return [head(x) for head, x in zip(self.exits, maps)]
 
     def loss(self, inputs: Tensor, data_samples: dict) -> Dict[str, Tensor]:
         labels, sample_idx = data_samples['gt_label'], data_samples['sample_idx']
@@ -152,12 +194,14 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
         return losses
 
     def _dmfl_losses(self, outs: ExitOutputs, final_map: Tensor) -> Dict[str, Tensor]:
-        cfg, n = self.dmfl, self.num_exits
+        # The reference pairs the first S − 1 exits with the classifier's feature (not a
+        # branch on the last stage) and averages over those S − 1 pairs.
+        cfg, s = self.dmfl, self.num_stages
         return {
-            f'exit{i}.loss_dmfl': cfg['weight'] / (n - 1) * dmfl_loss(
+            f'exit{i}.loss_dmfl': cfg['weight'] / (s - 1) * dmfl_loss(
                 outs[i - 1][2], final_map, cfg['temperature'], cfg['mode'],
                 cfg['detach_target'], cfg['legacy_no_grad'])
-            for i in range(1, n)
+            for i in range(1, s)
         }
 
     def pskd_schedule(self) -> Tuple[int, float]:

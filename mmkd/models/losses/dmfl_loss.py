@@ -18,11 +18,17 @@ def dmfl_loss(feat_map: Tensor,
     With ``detach_target`` each direction moves only its predicting side (DML convention).
 
     The reference code built this term with ``torch.tensor(list)``, which drops the autograd
-    history: it was logged but sent no gradient. ``legacy_no_grad=True`` reproduces that.
+    history: it was logged but sent no gradient. ``legacy_no_grad=True`` reproduces that
+    (same features, channel softmax at τ = 1, both directions, mean over the exits). The value
+    logged is the KL in both settings; the reference logged the cross-entropy form
+    ``CE(sg P_N, F_i) + CE(sg P_i, F_N)``, larger by the entropies ``H(P_N) + H(P_i)``, which
+    carry no gradient either.
 
     Args:
         feat_map (Tensor): Exit feature map ``F_i``, shape (B, D, H, W).
-        target_feat_map (Tensor): Deepest feature map ``F_N``, shape (B, D, H, W).
+        target_feat_map (Tensor): Deepest feature map ``F_N``, shape (B, D, H', W'); H', W'
+            may differ from H, W in ``'channel'`` mode, which pools both maps (the reference's
+            2- and 3-stage networks compare 4x4 branch maps with a larger last-stage map).
         temperature (float): Softmax temperature ``τ``. Defaults to 1.0.
         mode (str): ``'channel'`` or ``'spatial'``. Defaults to ``'channel'``.
         detach_target (bool): Detach the target side of each KL. Defaults to True.
@@ -31,9 +37,12 @@ def dmfl_loss(feat_map: Tensor,
     Returns:
         Tensor: Scalar loss (0 when the two distributions agree).
     """
-    if feat_map.shape != target_feat_map.shape:
+    compared = 2 if mode == 'channel' else 4  # channel mode pools H, W away
+    if (feat_map.dim() != 4 or target_feat_map.dim() != 4
+            or feat_map.shape[:compared] != target_feat_map.shape[:compared]):
         raise ValueError(f'feat_map {tuple(feat_map.shape)} and target_feat_map '
-                         f'{tuple(target_feat_map.shape)} must have the same shape')
+                         f'{tuple(target_feat_map.shape)} must be 4-D with the same '
+                         + ('(B, D)' if mode == 'channel' else 'shape'))
     if mode == 'channel':
         a, b = feat_map.mean((2, 3)), target_feat_map.mean((2, 3))
     elif mode == 'spatial':
