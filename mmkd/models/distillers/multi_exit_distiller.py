@@ -10,6 +10,7 @@ from ..heads import ExitHead
 from ..losses import (dmfl_loss, feature_hint_loss, kd_kl_div_loss, one_hot_probs,
                       soft_target_ce_loss)
 from ..utils import FiniteLossMixin, PSKDMemory
+from ..utils.settings_check import BYOT_ALPHA, PSKD_ALPHA, check_settings
 
 ExitOutputs = List[Tuple[Tensor, Tensor, Tensor]]  # per exit: logits, pooled feat, feat map
 
@@ -105,6 +106,10 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
                              'branch must reach the last stage\'s size (stride 2**(S - s) on '
                              f'stage s), got model.branch_strides {list(strides)}; use '
                              "model.dmfl.mode='channel'")
+        check_settings('model.pskd', self.pskd, fractions=dict(alpha_t=PSKD_ALPHA))
+        check_settings('model.byot', self.byot, ['temperature'],
+                       ['hint_weight', 'final_ce_weight'], dict(alpha=BYOT_ALPHA))
+        check_settings('model.dmfl', self.dmfl, ['temperature'], ['weight'])
         if self.pskd is not None:
             self.pskd_memory = PSKDMemory(num_classes, self.pskd['memory_dtype'])
 
