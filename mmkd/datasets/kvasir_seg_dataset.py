@@ -12,6 +12,7 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from mmkd.registry import DATASETS
+from .image_modes import report_color_conversions
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 BOX_SOURCES = ('json', 'mask', 'auto')
@@ -446,6 +447,9 @@ class KvasirSegDataset(BaseDetDataset):
                                   width=width, mask_path=mask_path, box_source=source,
                                   instances=instances))
         self._report(data_list, stats)
+        # The configs' loaders decode every image as 3-channel (BGR): say which are not.
+        report_color_conversions(f'KvasirSegDataset ({self.split} split of {self.data_root})',
+                                 [d['img_path'] for d in data_list])
         return data_list
 
     @staticmethod

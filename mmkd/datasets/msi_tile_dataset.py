@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
 from mmkd.registry import DATASETS
+from .image_modes import report_color_conversions
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif')
 # A TCGA patient is the first three barcode fields (project-TSS-participant), e.g. TCGA-A6-2671;
@@ -147,6 +148,9 @@ class MSITileDataset(Dataset):
             self.img_paths, labels, self.patients = self._list_kaggle(test_ratio, seed)
         self.labels = np.asarray(labels, dtype=np.int64)
         self._warn_missing_classes()
+        # Read from the headers once here: the tiles are decoded as 3-channel RGB.
+        report_color_conversions(f'MSITileDataset ({split} split of {data_root})',
+                                 self.img_paths)
 
     @staticmethod
     def _detect_layout(data_root: str) -> str:

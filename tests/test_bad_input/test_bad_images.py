@@ -81,3 +81,50 @@ def test_kvasir_corrupt_mask(kvasir_root):
     mask = damage(osp.join(kvasir_root, 'masks', sample_id + '.jpg'), 'corrupt')
     with pytest.raises(ValueError, match=f'mask {re.escape(mask)} cannot be decoded'):
         KvasirSegDataset(data_root=kvasir_root, split='all', box_source='auto', pipeline=[])
+
+
+# ---------------------------------------------------------------- grayscale and RGBA
+def to_mode(path, mode, ext=None):
+    """Re-save ``path`` as a ``mode`` image (as ``ext`` if given, removing the original)."""
+    from PIL import Image
+    with Image.open(path) as img:
+        converted = img.convert(mode)
+    target = osp.splitext(path)[0] + ext if ext else path
+    converted.save(target)
+    if target != path:
+        import os
+        os.remove(path)
+    return target
+
+
+def test_msi_grayscale_and_rgba_tiles_are_counted_once(msi_root, mmkd_log):
+    tiles = MSITileDataset(msi_root, split='train', img_size=32).img_paths
+    to_mode(tiles[0], 'L')
+    to_mode(tiles[1], 'L')
+    rgba = to_mode(tiles[2], 'RGBA', '.png')
+    ds = MSITileDataset(msi_root, split='train', img_size=32)
+    notes = [m for m in mmkd_log if 'converted' in m]
+    assert notes == [
+        f'MSITileDataset (train split of {msi_root}): 3 of {len(ds)} images are not 3-channel '
+        'RGB and are converted to RGB when loaded: 2 grayscale (mode L, copied to 3 channels), '
+        '1 RGBA (mode RGBA, alpha dropped), e.g. '
+        f'{[tiles[0], tiles[1], rgba]}']
+    assert ds[list(ds.img_paths).index(rgba)]['inputs'].shape == (3, 32, 32)
+    MSITileDataset(msi_root, split='test', img_size=32)  # another dataset: its own count
+    assert len([m for m in mmkd_log if 'converted' in m]) == 1  # the test split has none
+
+
+def test_kvasir_grayscale_image_is_counted(kvasir_root, mmkd_log):
+    ds = kvasir(kvasir_root)
+    paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
+    to_mode(paths[1], 'L')
+    ds = kvasir(kvasir_root)
+    assert [m for m in mmkd_log if 'converted' in m] == [
+        f'KvasirSegDataset (all split of {kvasir_root}): 1 of {len(ds)} images are not '
+        '3-channel RGB and are converted to RGB when loaded: 1 grayscale (mode L, copied to 3 '
+        f'channels), e.g. {[paths[1]]}']
+
+
+def test_rgb_images_are_not_reported(kvasir_root, mmkd_log):
+    kvasir(kvasir_root)
+    assert not [m for m in mmkd_log if 'converted' in m]
