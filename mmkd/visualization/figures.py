@@ -39,7 +39,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mmkd.evaluation.functional import expected_calibration_error  # noqa: E402
+from mmkd.evaluation.functional import ece_bin_index, expected_calibration_error  # noqa: E402
 
 DPI = 100
 # figure sizes in inches; pixel sizes are these times DPI
@@ -272,13 +272,13 @@ def plot_training_curves(scalars_json_paths: Union[PathLike, Sequence[PathLike]]
 
 def reliability_bins(probs, labels, num_bins: int = 10) -> Dict[str, np.ndarray]:
     """Per-bin sample count, accuracy and mean confidence with the bins of
-    :func:`~mmkd.evaluation.functional.expected_calibration_error` (``((b-1)/B, b/B]``, edges
-    rounded to the dtype of ``probs``); empty bins have accuracy and confidence NaN, so that
-    ``100 * sum(count / n * |accuracy - confidence|)`` over non-empty bins is the ECE."""
+    :func:`~mmkd.evaluation.functional.expected_calibration_error` (``((b-1)/B, b/B]``,
+    float64 bounds and comparison as the reference, see ``ece_bin_index``); empty bins have
+    accuracy and confidence NaN, so that ``100 * sum(count / n * |accuracy - confidence|)``
+    over non-empty bins is the ECE."""
     probs, labels = torch.as_tensor(probs), torch.as_tensor(labels).long()
     conf, pred = probs.max(dim=1)
-    edges = (torch.arange(1, num_bins, dtype=torch.float64) / num_bins).to(conf)
-    bins = torch.bucketize(conf, edges, right=False)
+    bins = ece_bin_index(conf, num_bins)
     count = torch.bincount(bins, minlength=num_bins).double()
     hits = torch.bincount(bins, weights=(pred == labels).double(), minlength=num_bins)
     confs = torch.bincount(bins, weights=conf.double(), minlength=num_bins)

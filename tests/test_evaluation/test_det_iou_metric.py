@@ -159,3 +159,68 @@ class TestDetIoUMetric:
             s.model_preds = {'teacher': instances([], [])}
         assert_metrics(evaluate(samples), {'teacher/mIoU': 0.0, 'teacher/acc50': 0.0,
                                            'teacher/AP': 0.0, 'teacher/AP50': 0.0})
+
+
+def _pycocotools_ap(gt, dets, classes):
+    """AP@[.5:.95] and AP50 (%) from pycocotools' defaults on the raw boxes."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    coco = COCO()
+    coco.dataset = dict(
+        images=[dict(id=i, width=640, height=640) for i in range(len(gt))],
+        categories=[dict(id=c, name=str(c)) for c in range(classes)],
+        annotations=[dict(id=k + 1, image_id=i, category_id=lab, iscrowd=0,
+                          bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1))
+                     for k, (i, lab, (x1, y1, x2, y2)) in enumerate(
+                         (i, lab, box) for i, (boxes, labels) in enumerate(gt)
+                         for box, lab in zip(boxes.tolist(), labels.tolist()))])
+    rows = [[i, x1, y1, x2 - x1, y2 - y1, s, lab]
+            for i, (boxes, scores, labels) in enumerate(dets)
+            for (x1, y1, x2, y2), s, lab in zip(boxes.tolist(), scores.tolist(),
+                                                labels.tolist())]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(np.array(rows)), 'bbox')
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return 100 * ev.stats[0], 100 * ev.stats[1]
+
+
+def test_coco_ap_keeps_100_boxes_per_image_and_class():
+    # 2 images x 3 classes, 3 GT boxes per class and image; per image 150 boxes of class 2
+    # outscore 40 of class 0 and 40 of class 1. COCO's maxDets=100 caps each (image, class):
+    # classes 0 and 1 keep all their boxes. Keeping the 100 best per image over all classes
+    # would drop classes 0 and 1 entirely (their AP 0 instead of ~1).
+    g = torch.Generator().manual_seed(0)
+    gt, dets, samples = [], [], []
+    for img in range(2):
+        corners = torch.rand(9, 2, generator=g) * 500
+        gt_boxes = torch.cat([corners, corners + 40 + torch.rand(9, 2, generator=g) * 80], 1)
+        gt_labels = torch.arange(3).repeat_interleave(3)
+        boxes, scores, labels = [], [], []
+        for cls, count, low, high in ((2, 150, 0.5, 1.0), (0, 40, 0.1, 0.4), (1, 40, 0.1, 0.4)):
+            hit = gt_boxes[gt_labels == cls]
+            jitter = (torch.rand(count, 4, generator=g) - 0.5) * 30
+            boxes.append(hit[torch.arange(count) % 3] + jitter)
+            scores.append(low + (high - low) * torch.rand(count, generator=g))
+            labels.append(torch.full((count, ), cls))
+        boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+        gt.append((gt_boxes, gt_labels))
+        dets.append((boxes, scores, labels))
+        s = DetDataSample(metainfo=dict(img_id=f'img{img}', ori_shape=(640, 640)))
+        s.gt_instances = InstanceData(bboxes=gt_boxes, labels=gt_labels)
+        s.model_preds = dict(model=InstanceData(bboxes=boxes, scores=scores, labels=labels))
+        samples.append(s)
+    ap, ap50 = _pycocotools_ap(gt, dets, 3)
+    evaluator = Evaluator(dict(type='DetIoUMetric'))
+    evaluator.dataset_meta = dict(classes=('a', 'b', 'c'))
+    evaluator.process(samples)
+    metrics = evaluator.evaluate(2)
+    assert metrics['model/AP'] == pytest.approx(ap, abs=1e-9)
+    assert metrics['model/AP50'] == pytest.approx(ap50, abs=1e-9)
+    assert ap50 > 60  # classes 0 and 1 count: without them AP50 would be at most 33.3

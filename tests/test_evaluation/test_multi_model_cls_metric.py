@@ -19,8 +19,10 @@ EXPECTED = {
     # -(ln 0.9 + ln 0.2 + ln 0.7 + ln 0.4) / 4
     # = (0.105361 + 1.609438 + 0.356675 + 0.916291) / 4 = 0.746941
     'teacher/nll': 0.746941,
-    # each sample alone in its bin: (0.1 + 0.8 + 0.3 + 0.6) / 4 = 0.45
-    'teacher/ece': 45.0,
+    # float32 confidences, binned as the reference does (float64 comparison): 0.9 (0.8999999762)
+    # and 0.8 (0.8000000119) share (0.8, 0.9], 0.7 (0.6999999881) and 0.6 (0.6000000238) share
+    # (0.6, 0.7]: (|1 - 0.9 + 0 - 0.8| + |1 - 0.7 + 0 - 0.6|) / 4 = (0.7 + 0.3) / 4 = 0.25
+    'teacher/ece': 25.0,
     # r_k = 0, 1/2, 1/3, 2/4 -> AURC = 1/3; m=2: AURC* = (1/3 + 2/4)/4
     # = 5/24 -> E-AURC = 1/8
     'teacher/aurc': 1000 / 3,
@@ -30,7 +32,7 @@ EXPECTED = {
     'student0/top5_err': 0.0,
     # -ln 0.8 = 0.223144
     'student0/nll': 0.223144,
-    # one bin (0.7, 0.8]: |1 - 0.8| = 0.2
+    # one bin, (0.8, 0.9] (float32 0.8 is 0.8000000119): |1 - 0.8| = 0.2
     'student0/ece': 20.0,
     'student0/aurc': 0.0,
     'student0/eaurc': 0.0,
@@ -108,6 +110,40 @@ class TestMultiModelClsMetric:
         metric.process(None, [batch])
         stored = metric.results[0]['probs']['teacher']
         assert stored.dtype == torch.float32 and not stored.requires_grad
+
+    def test_nll_from_log_probs_counts_large_margins_in_full(self):
+        # logits (0, -m), label 1: -log p[1] = m (e^-60 = 9e-27 is negligible), the value
+        # cross-entropy on the logits gives; mean(60, 100, 150, 200) = 127.5. The float32
+        # softmax underflows to 0 for m = 150 and 200, so only log-probabilities carry it.
+        logits = torch.tensor([[0.0, -60.0], [0.0, -100.0], [0.0, -150.0], [0.0, -200.0]])
+        metric = MultiModelClsMetric()
+        metric.process(None, [dict(sample_idx=torch.arange(4), gt_label=torch.ones(4).long(),
+                                   probs=dict(model=logits.softmax(1)),
+                                   log_probs=dict(model=logits.log_softmax(1)))])
+        assert metric.evaluate(size=4)['model/nll'] == pytest.approx(127.5, abs=1e-4)
+
+    def test_without_log_probs_nll_is_log_of_probs_unfloored(self):
+        # -(ln 0.9 + ln 0.2 + ln 0.7 + ln 0.4) / 4 as in EXPECTED; a zero probability of the
+        # true class gives an infinite NLL, not -ln(1e-12) = 27.63.
+        metric = MultiModelClsMetric()
+        metric.process(None, [_batch([0, 1, 2, 3], ('teacher', ))])
+        assert metric.evaluate(size=4)['teacher/nll'] == pytest.approx(0.746941, abs=1e-5)
+        metric = MultiModelClsMetric()
+        metric.process(None, [dict(sample_idx=torch.arange(1), gt_label=torch.ones(1).long(),
+                                   probs=dict(model=torch.tensor([[1.0, 0.0]])))])
+        assert metric.evaluate(size=1)['model/nll'] == float('inf')
+
+    def test_log_probs_must_name_the_same_models_in_every_batch(self):
+        batch = _batch([0, 1])
+        batch['log_probs'] = dict(teacher=batch['probs']['teacher'].log())
+        with pytest.raises(ValueError, match=r"`log_probs` names \['teacher'\] but `probs`"):
+            MultiModelClsMetric().process(None, [batch])
+        metric = MultiModelClsMetric()
+        with_log = _batch([0, 1])
+        with_log['log_probs'] = {k: v.log() for k, v in with_log['probs'].items()}
+        metric.process(None, [with_log, _batch([2, 3])])
+        with pytest.raises(ValueError, match='`log_probs` in some batches'):
+            metric.evaluate(size=4)
 
     @pytest.mark.parametrize('kwargs, key', [(dict(topk=()), '`topk`'),
                                              (dict(topk=(0, )), '`topk`'),

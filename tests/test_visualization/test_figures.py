@@ -71,7 +71,8 @@ class TestHandMade:
 
     def test_reliability_bins_are_the_ece_bins(self):
         probs, labels = random_probs()
-        # float32 confidences of exactly 0.2 and 0.9 belong to the bins (0.1, 0.2], (0.8, 0.9]
+        # float32 0.2 (0.2000000030) belongs to (0.2, 0.3] and float32 0.9 (0.8999999762) to
+        # (0.8, 0.9], as the reference's float64 comparison puts them
         probs[0] = torch.tensor([0.2] * 5 + [0.0] * 5)
         probs[1] = torch.tensor([0.9, 0.1] + [0.0] * 8)
         stats = reliability_bins(probs, labels, 10)

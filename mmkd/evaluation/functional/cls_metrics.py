@@ -1,20 +1,22 @@
 r"""Classification metrics of SPEC.md §7 (PS-KD ``utils/metric.py``).
 
-All functions take ``probs`` (n, C), probabilities whose rows sum to 1, and
-``labels`` (n,), integer class indices, and return Python floats computed in
-float64. With :math:`c_i = \max_c p_i(c)` the confidence and
+All functions take ``probs`` (n, C), probabilities whose rows sum to 1 (the NLL
+takes their logarithms, ``log_probs``), and ``labels`` (n,), integer class
+indices, and return Python floats computed in float64. With
+:math:`c_i = \max_c p_i(c)` the confidence and
 :math:`\hat{y}_i = \arg\max_c p_i(c)` the prediction of sample i.
 """
 from typing import Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
-def _check_inputs(probs: Tensor, labels: Tensor) -> None:
+def _check_inputs(probs: Tensor, labels: Tensor, name: str = 'probs') -> None:
     """Raise ``ValueError`` unless ``probs`` (n, C) and ``labels`` (n,) fit."""
     if probs.dim() != 2:
-        raise ValueError('`probs` must have shape (n, C), got shape '
+        raise ValueError(f'`{name}` must have shape (n, C), got shape '
                          f'{tuple(probs.shape)}; stack the per-sample '
                          'probability vectors into one 2-D tensor')
     if labels.dim() != 1 or labels.shape[0] != probs.shape[0]:
@@ -22,7 +24,7 @@ def _check_inputs(probs: Tensor, labels: Tensor) -> None:
                          f'match `probs` {tuple(probs.shape)}, got '
                          f'{tuple(labels.shape)}')
     if probs.numel() == 0:
-        raise ValueError('`probs` is empty (shape '
+        raise ValueError(f'`{name}` is empty (shape '
                          f'{tuple(probs.shape)}); metrics need at least one '
                          'sample and one class')
     if labels.min() < 0 or labels.max() >= probs.shape[1]:
@@ -55,26 +57,68 @@ def topk_error(probs: Tensor, labels: Tensor, k: int) -> float:
     return 100.0 * (1.0 - hit.double().mean().item())
 
 
-def negative_log_likelihood(probs: Tensor,
-                            labels: Tensor,
-                            eps: float = 1e-12) -> float:
-    r"""Mean negative log-likelihood (natural log).
+def negative_log_likelihood(log_probs: Tensor, labels: Tensor) -> float:
+    r"""Mean negative log-likelihood (natural log), from log-probabilities.
 
     .. math::
-        \mathrm{NLL} = \frac{1}{n} \sum_i -\ln \max(p_i(y_i), \epsilon)
+        \mathrm{NLL} = -\frac{1}{n} \sum_i \log p_i(y_i)
+
+    Pass ``log_softmax`` of the logits, as cross-entropy on logits uses (the
+    reference logs ``nn.CrossEntropyLoss``): a probability that underflows in
+    float32 (a logit margin above about 104) still has an exact logarithm, so
+    confidently wrong predictions count in full. No floor is applied.
 
     Args:
-        probs (Tensor): Probabilities of shape (n, C).
+        log_probs (Tensor): Log-probabilities of shape (n, C).
         labels (Tensor): Ground-truth classes of shape (n,).
-        eps (float): Floor on :math:`p_i(y_i)` so that a zero probability
-            gives a finite value. Defaults to 1e-12.
 
     Returns:
         float: The NLL, >= 0.
     """
-    _check_inputs(probs, labels)
-    p_true = probs.double().gather(1, labels.long()[:, None]).squeeze(1)
-    return -p_true.clamp_min(eps).log().mean().item()
+    _check_inputs(log_probs, labels, 'log_probs')
+    log_p_true = log_probs.double().gather(1, labels.long()[:, None]).squeeze(1)
+    return -log_p_true.mean().item()
+
+
+def ece_bin_edges(num_bins: int) -> Tensor:
+    """The B - 1 inner upper bin bounds of the reference, float64 (B,).
+
+    The reference takes its upper bounds from ``np.arange(w, 1 + w, w)``,
+    ``w = 1 / B`` (0.1, 0.2, 0.30000000000000004, ..., 0.7000000000000001,
+    ... for B = 10); these are its first B - 1 values. Bin b is
+    ``(u_{b-1}, u_b]`` with ``u_0 = -inf`` and ``u_B = +inf``.
+    """
+    width = 1.0 / num_bins
+    uppers = np.arange(width, 1 + width, width)[:num_bins - 1]
+    return torch.from_numpy(np.ascontiguousarray(uppers, dtype=np.float64))
+
+
+def ece_bin_index(conf: Tensor, num_bins: int) -> Tensor:
+    """0-based ECE bin of each confidence, as the reference bins it.
+
+    The confidence is promoted to float64 (the reference turns its float32
+    softmax rows into Python floats) and compared with the float64 bounds of
+    :func:`ece_bin_edges`: bin b holds ``u_{b-1} < c <= u_b``. A float32
+    confidence of 0.1, 0.2, 0.3, 0.4, 0.6 or 0.8 (0.10000000149 ...) is thus
+    above its decimal edge and goes to the next bin up.
+
+    The reference's lower bounds are ``u_b - w`` rather than ``u_{b-1}``; for
+    B = 10 that leaves two float64 gaps, (0.2, 0.20000000000000004] and
+    (0.6, 0.6000000000000001], which hold no float32 value, and for some B
+    (e.g. 6) its last upper bound is 0.9999999999999999. Here the bins are
+    contiguous and the last one closed at and above 1, so every confidence is
+    counted once; any float32 confidence gets the reference's bin for B = 10.
+
+    Args:
+        conf (Tensor): Confidences of shape (n,), any float dtype.
+        num_bins (int): Number of bins B.
+
+    Returns:
+        Tensor: Bin indices in [0, B) of shape (n,), int64.
+    """
+    if num_bins < 1:
+        raise ValueError(f'`num_bins` must be >= 1, got {num_bins}')
+    return torch.bucketize(conf.double(), ece_bin_edges(num_bins).to(conf.device), right=False)
 
 
 def expected_calibration_error(probs: Tensor,
@@ -82,9 +126,10 @@ def expected_calibration_error(probs: Tensor,
                                num_bins: int = 10) -> float:
     r"""Expected calibration error in percent, equal-width bins.
 
-    Bin b (1-based) is :math:`((b-1)/B, b/B]`, lower-open and upper-closed
-    (a confidence of exactly 0, impossible for a softmax, goes to the first
-    bin). With :math:`S_b` the samples whose confidence is in bin b:
+    Bin b (1-based) is :math:`((b-1)/B, b/B]`, lower-open and upper-closed, with
+    the reference's float64 bounds and comparison (:func:`ece_bin_index`; a
+    confidence of exactly 0, impossible for a softmax, goes to the first bin).
+    With :math:`S_b` the samples whose confidence is in bin b:
 
     .. math::
         \mathrm{ECE} = 100 \cdot \sum_b \frac{|S_b|}{n}
@@ -106,11 +151,7 @@ def expected_calibration_error(probs: Tensor,
     if num_bins < 1:
         raise ValueError(f'`num_bins` must be >= 1, got {num_bins}')
     conf, pred = probs.max(dim=1)
-    # Edges b/B are rounded to the dtype of `probs`, as PS-KD compares its
-    # float32 confidences with them: a float32 0.2 then lands in (0.1, 0.2].
-    edges = (torch.arange(1, num_bins, dtype=torch.float64) /
-             num_bins).to(conf)
-    bins = torch.bucketize(conf, edges, right=False)
+    bins = ece_bin_index(conf, num_bins)
     gap = (pred == labels).double() - conf.double()
     per_bin = torch.bincount(bins, weights=gap, minlength=num_bins)
     return 100.0 * per_bin.abs().sum().item() / conf.numel()
@@ -120,7 +161,15 @@ def aurc_eaurc(probs: Tensor, labels: Tensor) -> Tuple[float, float]:
     r"""Area under the risk-coverage curve and its excess over the optimum.
 
     Samples are sorted by confidence, descending, with a stable sort (tied
-    samples keep their input order, so the result is deterministic). With
+    samples keep their input order, so the result is deterministic). The
+    reference reverses ``np.argsort`` (quicksort, not stable), so its order of
+    tied samples is arbitrary and its AURC can differ from this one. How much,
+    measured (``test_tie_order_spread_stated_in_docstring``): 10,000 samples,
+    20 % wrong, 5,000 tied at confidence 1.0 (100 of them wrong) as a
+    saturated float32 softmax gives an over-confident model; over 1,000
+    random orders of the tied samples AURC spans 53.6 to 59.9 (x1000,
+    standard deviation 1.0), and any order lies between 46.7 (tied errors
+    last) and 95.6 (first). With
     :math:`(j)` the j-th sample in that order and m the number of errors:
 
     .. math::

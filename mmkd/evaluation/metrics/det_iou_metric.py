@@ -15,7 +15,8 @@ from torch import Tensor
 from mmkd.registry import METRICS
 from ..functional import pad_boxes, top1_iou
 
-# COCO's maxDets for AP: more boxes per image are never looked at
+# COCO's maxDets for AP: COCOeval matches at most this many boxes per image and
+# class (it evaluates each (image, class) pair on its own), so more are never looked at
 _COCO_MAX_DETS = 100
 
 
@@ -65,8 +66,10 @@ class DetIoUMetric(BaseMetric):
             Defaults to ``'model'``.
         iou_thr (float): IoU threshold of the accuracy, in (0, 1].
             Defaults to 0.5.
-        with_coco (bool): Also compute COCO AP and AP50 (keeps up to 100
-            boxes per image and model instead of 1). Defaults to True.
+        with_coco (bool): Also compute COCO AP and AP50 (keeps, per image and
+            model, the 100 best boxes of each class, what COCO's
+            ``maxDets=100`` looks at, instead of the single best box).
+            Defaults to True.
         rescale_gt (bool): Divide ``gt_instances`` boxes by
             ``scale_factor``. Defaults to False.
         collect_device (str): Device used to collect results across ranks,
@@ -93,7 +96,7 @@ class DetIoUMetric(BaseMetric):
         self.iou_thr = iou_thr
         self.with_coco = with_coco
         self.rescale_gt = rescale_gt
-        # the IoU needs only the top-1 box; COCO AP looks at 100 per image
+        # the IoU needs only the top-1 box; COCO AP looks at 100 per image and class
         self.keep_per_img = _COCO_MAX_DETS if with_coco else 1
         self.acc_key = f'acc{round(100 * iou_thr)}'
 
@@ -132,7 +135,8 @@ class DetIoUMetric(BaseMetric):
             self.results.append(result)
 
     def _top_predictions(self, name: str, inst) -> Dict[str, Tensor]:
-        """The ``keep_per_img`` best boxes of one model, by score descending.
+        """One model's best boxes of an image, by score descending: the
+        ``keep_per_img`` best of each class with COCO AP, else the best one.
 
         Returns:
             dict[str, Tensor]: ``bboxes`` (k, 4), ``scores`` (k, ) float and
@@ -146,8 +150,12 @@ class DetIoUMetric(BaseMetric):
                                  f'`{key}`')
             fields[key] = _tensor(value)
         # stable, so that equal scores keep the model's order
-        order = fields['scores'].reshape(-1).argsort(
-            descending=True, stable=True)[:self.keep_per_img]
+        order = fields['scores'].reshape(-1).argsort(descending=True, stable=True)
+        if self.with_coco:
+            order = order[_rank_in_class(fields['labels'].reshape(-1)[order]) <
+                          self.keep_per_img]
+        else:
+            order = order[:1]
         return dict(
             bboxes=fields['bboxes'].reshape(-1, 4)[order].float().cpu(),
             scores=fields['scores'].reshape(-1)[order].float().cpu(),
@@ -331,6 +339,25 @@ class DetIoUMetric(BaseMetric):
         return tuple(
             float(p[p > -1].mean()) * 100 if (p > -1).any() else math.nan
             for p in (precision, precision[:1]))
+
+
+def _rank_in_class(labels: Tensor) -> Tensor:
+    """0-based rank of each box among the boxes of its class, in the given order.
+
+    Args:
+        labels (Tensor): Class of each box (n, ), boxes sorted by score.
+
+    Returns:
+        Tensor: (n, ) long; entry i counts the boxes before i with its label.
+    """
+    if labels.numel() == 0:
+        return labels.new_zeros(0, dtype=torch.long)
+    by_class = labels.argsort(stable=True)  # score order kept inside a class
+    sorted_labels = labels[by_class]
+    start = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    ranks = torch.empty_like(by_class)
+    ranks[by_class] = torch.arange(labels.numel(), device=labels.device) - start
+    return ranks
 
 
 def _tensor(value) -> Tensor:

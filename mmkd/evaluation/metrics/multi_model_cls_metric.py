@@ -20,12 +20,18 @@ class MultiModelClsMetric(BaseMetric):
     batch-level dict (no per-sample data elements)::
 
         dict(sample_idx=LongTensor(B), gt_label=LongTensor(B),
-             probs={'teacher': Tensor(B, C), 'student0': Tensor(B, C), ...})
+             probs={'teacher': Tensor(B, C), 'student0': Tensor(B, C), ...},
+             log_probs={'teacher': Tensor(B, C), ...})
 
     For each model name ``m`` in ``probs`` (in the order of the first batch)
     the result holds ``m/top1_acc``, ``m/top{k}_err`` for every k in
     ``topk``, ``m/nll``, ``m/ece`` (%), ``m/aurc`` and ``m/eaurc``
-    (both x1000).
+    (both x1000). ``log_probs`` (``log_softmax`` of the logits, what every
+    mmkd classifier's ``predict`` gives) name the same models; the NLL is
+    computed from them, as cross-entropy on logits, so that a true-class
+    probability that underflows in float32 still counts in full. Without
+    ``log_probs`` (in every batch) the NLL is ``-log`` of ``probs``, not
+    floored: a zero probability gives ``inf``.
 
     Samples are de-duplicated by ``sample_idx``, keeping the first
     occurrence: under DDP the sampler pads the last batch by repeating
@@ -74,7 +80,8 @@ class MultiModelClsMetric(BaseMetric):
             data_batch (Any): The batch from the dataloader; unused.
             data_samples (Sequence[dict]): The outputs of ``predict``: one
                 dict per batch with ``sample_idx`` (B,), ``gt_label`` (B,)
-                and ``probs``, a dict of (B, C) tensors keyed by model name.
+                and ``probs``, a dict of (B, C) tensors keyed by model name,
+                and optionally ``log_probs``, keyed by the same names.
         """
         for batch in data_samples:
             missing = {'sample_idx', 'gt_label', 'probs'} - set(batch)
@@ -83,13 +90,17 @@ class MultiModelClsMetric(BaseMetric):
                     f'{type(self).__name__} needs the keys {sorted(missing)} '
                     'in the dict that predict returns per batch, got '
                     f'{sorted(batch)}')
+            log_probs = batch.get('log_probs')
+            if log_probs is not None and list(log_probs) != list(batch['probs']):
+                raise ValueError(
+                    f'`log_probs` names {sorted(log_probs)} but `probs` names '
+                    f'{sorted(batch["probs"])}; predict must give both for the '
+                    'same models, in the same order')
             self.results.append(
                 dict(sample_idx=batch['sample_idx'].detach().long().cpu(),
                      gt_label=batch['gt_label'].detach().long().cpu(),
-                     probs={
-                         name: p.detach().float().cpu()
-                         for name, p in batch['probs'].items()
-                     }))
+                     probs=_cpu_float(batch['probs']),
+                     log_probs=None if log_probs is None else _cpu_float(log_probs)))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Compute every metric of every model on the de-duplicated samples.
@@ -112,13 +123,20 @@ class MultiModelClsMetric(BaseMetric):
                     f'model name(s) {sorted(differ)} are in `probs` of some '
                     f'batches but missing in others (batch {i} vs batch 0); '
                     'predict must return the same model names every batch')
+        with_log = [r.get('log_probs') is not None for r in results]
+        if any(with_log) and not all(with_log):
+            raise ValueError(
+                f'`log_probs` in some batches ({sum(with_log)} of {len(results)}) '
+                'but not in others; predict must give them every batch or never')
         keep = _first_occurrence(torch.cat([r['sample_idx'] for r in results]))
         labels = torch.cat([r['gt_label'] for r in results])[keep]
         metrics, all_probs = {}, {}
         for name in names:
             probs = torch.cat([r['probs'][name] for r in results])[keep]
             all_probs[name] = probs
-            metrics.update(self._model_metrics(name, probs, labels))
+            log_probs = (torch.cat([r['log_probs'][name] for r in results])[keep]
+                         if all(with_log) else probs.double().log())
+            metrics.update(self._model_metrics(name, probs, log_probs, labels))
         if self.save_predictions and is_main_process():
             sample_idx = torch.cat([r['sample_idx'] for r in results])[keep]
             if osp.dirname(self.save_predictions):
@@ -127,16 +145,21 @@ class MultiModelClsMetric(BaseMetric):
                        self.save_predictions)
         return metrics
 
-    def _model_metrics(self, name: str, probs: Tensor,
+    def _model_metrics(self, name: str, probs: Tensor, log_probs: Tensor,
                        labels: Tensor) -> Dict[str, float]:
         """All metrics of one model, keyed ``'{name}/{metric}'``."""
         out = {'top1_acc': 100.0 - topk_error(probs, labels, 1)}
         for k in self.topk:
             out[f'top{k}_err'] = topk_error(probs, labels, k)
-        out['nll'] = negative_log_likelihood(probs, labels)
+        out['nll'] = negative_log_likelihood(log_probs, labels)
         out['ece'] = expected_calibration_error(probs, labels, self.num_bins)
         out['aurc'], out['eaurc'] = aurc_eaurc(probs, labels)
         return {f'{name}/{key}': value for key, value in out.items()}
+
+
+def _cpu_float(tensors: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Detached float32 CPU copies of a dict of tensors, in the same order."""
+    return {name: t.detach().float().cpu() for name, t in tensors.items()}
 
 
 def _first_occurrence(sample_idx: Tensor) -> Tensor:

@@ -53,6 +53,8 @@ class ImageClassifier(FiniteLossMixin, BaseModel):
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: dict) -> List[dict]:
-        probs = self.logits(inputs).softmax(1)
+        logits = self.logits(inputs)
+        probs = logits.softmax(1)
         return [dict(sample_idx=data_samples['sample_idx'], gt_label=data_samples['gt_label'],
-                     probs={self.name: probs}, pred_label=probs.argmax(1), pred_scores=probs)]
+                     probs={self.name: probs}, log_probs={self.name: logits.log_softmax(1)},
+                     pred_label=probs.argmax(1), pred_scores=probs)]

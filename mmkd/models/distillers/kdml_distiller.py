@@ -1,3 +1,4 @@
+import math
 from typing import Dict, List, Optional
 
 import torch
@@ -25,7 +26,8 @@ class KDMLDistiller(BaseKDMLDistiller):
 
     Loss keys: ``teacher.loss_cls`` (online), ``student{k}.loss_cls``, ``student{k}.loss_kd``,
     ``student{k}.loss_ml``. ``predict`` returns the softmax of every model and of the ensemble:
-    ``max_k p_k(c)`` renormalised over classes (``ensemble='max'``) or the mean.
+    ``max_k p_k(c)`` renormalised over classes (``ensemble='max'``) or the mean, and their
+    logarithms (``log_probs``, for the metric's NLL).
 
     Args:
         students (list[dict | str]): K ≥ 1 classifier configs (``ImageClassifier``).
@@ -136,11 +138,25 @@ class KDMLDistiller(BaseKDMLDistiller):
         top = stacked.max(0).values
         return top / top.sum(1, keepdim=True)
 
+    def ensemble_log_probs(self, student_log_probs: List[Tensor]) -> Tensor:
+        """``log`` of :meth:`ensemble_probs`, from the students' log-probabilities (B, C),
+        without underflow: max then renormalise in log space, or log of the mean."""
+        stacked = torch.stack(student_log_probs)
+        if self.ensemble == 'mean':
+            return stacked.logsumexp(0) - math.log(len(student_log_probs))
+        top = stacked.max(0).values
+        return top - top.logsumexp(1, keepdim=True)
+
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: dict) -> List[dict]:
-        probs = {name: z.softmax(1) for name, z in self.all_logits(inputs).items()}
+        logits = self.all_logits(inputs)
+        probs = {name: z.softmax(1) for name, z in logits.items()}
         probs['ensemble'] = self.ensemble_probs(
             [probs[f'student{k}'] for k in range(self.num_students)])
+        log_probs = {name: z.log_softmax(1) for name, z in logits.items()}
+        log_probs['ensemble'] = self.ensemble_log_probs(
+            [log_probs[f'student{k}'] for k in range(self.num_students)])
         chosen = probs[self.predict_on]
         return [dict(sample_idx=data_samples['sample_idx'], gt_label=data_samples['gt_label'],
-                     probs=probs, pred_label=chosen.argmax(1), pred_scores=chosen)]
+                     probs=probs, log_probs=log_probs, pred_label=chosen.argmax(1),
+                     pred_scores=chosen)]

@@ -1,3 +1,4 @@
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -36,7 +37,8 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
 
     Loss keys are ``exit{i}.loss_cls``, ``exit{i}.loss_kd``, ``exit{i}.loss_hint``,
     ``exit{i}.loss_dmfl``; ``pskd_alpha`` is logged. ``predict`` returns the softmax of every
-    exit and of the ensemble (mean of the exits' softmax) for ``MultiModelClsMetric``.
+    exit and of the ensemble (mean of the exits' softmax), and their logarithms, for
+    ``MultiModelClsMetric``.
 
     Args:
         backbone (dict): Config of a backbone returning N stage maps and exposing
@@ -220,8 +222,12 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: dict) -> List[dict]:
-        probs = {f'exit{i + 1}': logits.softmax(1)
-                 for i, (logits, _, _) in enumerate(self.extract_exits(inputs))}
+        logits = [z for z, _, _ in self.extract_exits(inputs)]
+        probs = {f'exit{i + 1}': z.softmax(1) for i, z in enumerate(logits)}
         probs['ensemble'] = torch.stack(list(probs.values())).mean(0)
+        # log of the mean of the softmaxes, without underflow (the metric's NLL reads these)
+        log_probs = {f'exit{i + 1}': z.log_softmax(1) for i, z in enumerate(logits)}
+        log_probs['ensemble'] = (torch.stack(list(log_probs.values())).logsumexp(0)
+                                 - math.log(len(logits)))
         return [dict(sample_idx=data_samples['sample_idx'], gt_label=data_samples['gt_label'],
-                     probs=probs)]
+                     probs=probs, log_probs=log_probs)]
