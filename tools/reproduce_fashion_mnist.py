@@ -41,7 +41,7 @@ from mmkd.utils.kdml_variants import comparison_report, comparison_runs, write_v
 
 SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w16_1xb128-8e_fashion-mnist.py'
 CLS_CFG = 'configs/fashion_mnist/kdml_r18w32-to-r18w8x2_1xb64-6e_fashion-mnist.py'
-DET_CFG = 'configs/fashion_mnist/det-kdml_gfl-r18w32-to-r18w16x2_1xb8-8e_fashion-det.py'
+DET_CFG = 'configs/fashion_mnist/det-kdml_gfl-r18w32-to-r18w8x2_1xb8-6e_fashion-det.py'
 
 # Paper A's rows: (name, label, model overrides). DMFL "ref" is the reference objective (no
 # gradient, SPEC §4.2), "grad" the term with the gradient the paper describes.

@@ -10,8 +10,8 @@ from mmkd.testing import write_kvasir_seg, write_split_files
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--out', default='data/kvasir_sample')
-    parser.add_argument('--num-images', type=int, default=48)
-    parser.add_argument('--num-val', type=int, default=8)
+    parser.add_argument('--num-images', type=int, default=144)
+    parser.add_argument('--num-val', type=int, default=48)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     write_kvasir_seg(args.out, num_images=args.num_images, seed=args.seed,
