@@ -7,12 +7,12 @@ Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' head
 
 * ``selfdistill`` — paper A, Tables 1 and 2 forms: baseline, +PS-KD, +BYOT, +DMFL and
   PS-KD+BYOT+DMFL, DMFL both with its gradient and as the reference ran it (no gradient), on
-  ``configs/fashion_mnist/multi-exit_r18w16_1xb128-8e_fashion-mnist.py``; scored on the full
+  ``configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py``; scored on the full
   10,000-image test split: top-1 / top-5 error, NLL, ECE, AURC, E-AURC, per-exit and
   exit-ensemble top-1.
 * ``cls`` — paper B, Table 2 form: students alone, KD, ML, KD+ML online / offline, teacher /
   student k / max-ensemble accuracy, and Welch's t-test of each KD+ML ensemble against the KD
-  ensemble (``configs/fashion_mnist/kdml_r18w32-to-r18w8x2_1xb64-6e_fashion-mnist.py``).
+  ensemble (``configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py``).
 * ``det`` — the same five variants with ``DetKDMLDistiller`` on the Fashion-MNIST detection
   set in the Kvasir-SEG layout (written first by ``tools/data/make_fashion_det.py`` when
   missing): mIoU, Acc@0.5, AP50 per model and for the ensemble.
@@ -36,11 +36,12 @@ from mmengine.config import Config
 
 from mmkd.datasets.fashion_mnist_dataset import DEFAULT_DATA_ROOT, find_idx_file
 from mmkd.utils import register_all_modules, set_data_root
-from mmkd.utils.experiment import REPO_ROOT, Run, execute_all, markdown_table, mean_std
+from mmkd.utils.experiment import (REPO_ROOT, Run, execute_all, markdown_table, mean_std,
+                                   run_dir)
 from mmkd.utils.kdml_variants import comparison_report, comparison_runs, write_variant_configs
 
-SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w16_1xb128-8e_fashion-mnist.py'
-CLS_CFG = 'configs/fashion_mnist/kdml_r18w32-to-r18w8x2_1xb64-6e_fashion-mnist.py'
+SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py'
+CLS_CFG = 'configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py'
 DET_CFG = 'configs/fashion_mnist/det-kdml_gfl-r18w32-to-r18w8x2_1xb8-6e_fashion-det.py'
 
 # Paper A's rows: (name, label, model overrides). DMFL "ref" is the reference objective (no
@@ -99,9 +100,23 @@ def self_distill_part(args, out_dir: str) -> str:
         variant.merge_from_dict({f'model.{k}': v for k, v in overrides.items()})
         path = osp.join(out_dir, 'configs', f'{name}.py')
         variant.dump(path)
-        runs += [Run(f'{name}_s{s}', path, seed=s, group=name) for s in args.seeds]
+        for seed in args.seeds:
+            run = f'{name}_s{seed}'
+            preds = osp.join(run_dir(out_dir, run), 'preds.pt')  # for the figures
+            runs.append(Run(run, path, seed=seed, group=name,
+                            options=[f'val_evaluator.save_predictions={preds}']))
     results = execute_all(runs, out_dir)
+    figures(out_dir, f'{SELF_DISTILL_ROWS[5][0]}_s{args.seeds[0]}')
     return self_distill_report(results, cfg.model.backbone.get('num_stages', 4), args.seeds)
+
+
+def figures(out_dir: str, run: str) -> None:
+    """Per-exit accuracy bars and reliability diagrams of one run (the full method, first
+    seed), drawn by tools/plot_figures.py into ``<out_dir>/figures``."""
+    folder = run_dir(out_dir, run)
+    subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools/plot_figures.py'),
+                    osp.join(folder, 'work'), '--predictions', osp.join(folder, 'preds.pt'),
+                    '--out-dir', osp.join(out_dir, 'figures')], check=True)
 
 
 def self_distill_report(results, num_exits: int, seeds) -> str:

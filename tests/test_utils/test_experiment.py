@@ -10,7 +10,7 @@ from mmkd.utils.experiment import (Run, execute, final_metrics, mean_std, model_
                                    welch_p)
 from mmkd.utils.kdml_variants import comparison_report, comparison_runs, variant_configs
 
-CLS_CFG = 'configs/fashion_mnist/kdml_r18w32-to-r18w8x2_1xb64-6e_fashion-mnist.py'
+CLS_CFG = 'configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py'
 
 
 def write_scalars(work_dir, rows):
@@ -87,7 +87,7 @@ def test_variants_change_only_the_model():
     variants = variant_configs(cfg)
     assert set(variants) == {'teacher', 'alone', 'kd', 'ml', 'kdml', 'kdml-offline'}
     assert variants['teacher'].model.type == 'ImageClassifier'
-    assert variants['teacher'].model.backbone.base_channels == 32
+    assert variants['teacher'].model.backbone.base_channels == 16
     assert variants['teacher'].model.data_preprocessor == cfg.model.data_preprocessor
     assert variants['teacher'].model.name == 'teacher'  # reports teacher/* alone too
     assert variants['alone'].model.teacher is None and variants['alone'].model.ml_weight == 0
