@@ -26,7 +26,7 @@ SEEDS ?= 0 1 2
 
 # Self-distillation on the bundled CIFAR-100-format sample: 3 epochs at batch 32 (lr scaled
 # linearly from the recipe's 0.1 at batch 128 by --auto-scale-lr).
-CIFAR_CFG ?= configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py
+CIFAR_CFG ?= configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py
 CIFAR_DIR ?= work_dirs/cifar_demo
 
 .PHONY: env demo demo-cifar compare reproduce test bench

@@ -27,7 +27,7 @@ from mmkd.registry import MODELS
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.testing import scratch_config
 
-SELF_DISTILL_CFG = 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py'
+SELF_DISTILL_CFG = 'configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py'
 PLAIN_CFG = 'configs/self_distill/baseline_r18_1xb128-300e_cifar100.py'
 SAMPLE_ROOT = 'data/cifar100_sample'
 
