@@ -7,16 +7,29 @@ from mmdet.structures import DetDataSample
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from ..losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
-from ..utils import DensePredictions, batch_ensemble, dense_predictions
+from mmkd.utils.scope_check import check_mmkd_prefixes
+from ..losses import box_kd_loss, kd_kl_div_loss, ld_kd_loss, sigmoid_kd_loss
+from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
+                     dense_predictions, unsupported_reason)
 from ..utils.settings_check import check_model_settings
 
-from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
+from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg, resolve_model_cfg
 
 # Head settings that must agree for location-wise distillation, read when present.
-_GEOMETRY = ('cls_out_channels', 'num_base_priors', 'reg_max', 'norm_on_bbox')
-_PRIORS = ('strides', 'ratios', 'scales', 'octave_base_scale', 'scales_per_octave', 'offset',
-           'center_offset')
+_GEOMETRY = ('cls_out_channels', 'use_sigmoid_cls', 'num_base_priors', 'reg_max',
+             'norm_on_bbox')
+_PRIORS = ('strides', 'offset', 'center_offset', 'ratios', 'scales', 'octave_base_scale',
+           'scales_per_octave', 'base_sizes', 'base_anchors')
+
+
+def _plain(value):
+    """Tensors (also inside lists and tuples) as nested lists, so that settings compare
+    with ``==`` (SSD's anchor generator keeps a list of tensors)."""
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def head_geometry(head) -> Dict[str, object]:
@@ -28,9 +41,38 @@ def head_geometry(head) -> Dict[str, object]:
     for name in _PRIORS:
         value = getattr(head.prior_generator, name, None)
         if value is not None:
-            geometry[f'bbox_head.prior_generator.{name}'] = (
-                value.tolist() if isinstance(value, Tensor) else value)
+            geometry[f'bbox_head.prior_generator.{name}'] = _plain(value)
     return geometry
+
+
+def head_refusal(key: str, head_type: object, reason: str) -> ValueError:
+    """The one error for a detector DetKDMLDistiller cannot distil: config key, head type,
+    why, and the supported heads."""
+    return ValueError(
+        f'{key}.bbox_head.type = {head_type!r} cannot be distilled by DetKDMLDistiller '
+        f'({reason}): teacher and students must be one-stage detectors with one of the '
+        f'dense heads {", ".join(SUPPORTED_HEADS)}')
+
+
+def check_detector_cfg(cfg: dict, key: str) -> None:
+    """Refuse, before anything is built, a detector config without a supported dense head
+    (a two-stage detector, DETR-like query heads, CenterNet, YOLOX, ...)."""
+    head = cfg.get('bbox_head')
+    if not isinstance(head, dict) or any(k in cfg for k in ('rpn_head', 'roi_head')):
+        raise head_refusal(key, None, f'{key}.type = {cfg.get("type")!r} is not a one-stage '
+                           'detector with a bbox_head')
+    head_type = head.get('type')
+    head_cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
+    if head_cls is None:
+        return  # an unknown type: the build names it
+    name = getattr(head_cls, '__name__', head_type)
+    if head_cls not in DECODING:
+        raise head_refusal(key, name, 'not a dense head whose boxes mmkd decodes')
+    loss_type = (head.get('loss_cls') or {}).get('type')
+    loss_cls = MODELS.get(loss_type) if isinstance(loss_type, str) else loss_type
+    if hasattr(loss_cls, 'get_activation'):  # mmdet's custom-channel losses (v3det)
+        raise head_refusal(key, name, f'its loss_cls {loss_cls.__name__} scores classes with '
+                           'a custom activation')
 
 
 def attach_detections(data_samples: List[DetDataSample], per_model: Dict[str, list],
@@ -112,12 +154,27 @@ class DetKDMLDistiller(BaseKDMLDistiller):
             weights=dict(det_weight=det_weight, kd_weight=kd_weight, ml_weight=ml_weight,
                          box_l1_weight=box_l1_weight, box_giou_weight=box_giou_weight,
                          ld_weight=ld_weight))
+        # Resolved and checked before anything is built, so that an unsupported head fails
+        # at once, not after datasets and hooks were built or at the first training step.
+        students = [resolve_model_cfg(s, f'model.students[{k}]')
+                    for k, s in enumerate(students)]
+        teacher = None if teacher is None else resolve_model_cfg(teacher, 'model.teacher')
+        for key, cfg in [('model.teacher', teacher)] + [
+                (f'model.students[{k}]', s) for k, s in enumerate(students)]:
+            if cfg is not None:
+                check_mmkd_prefixes(cfg, key)
+                check_detector_cfg(cfg, key)
         super().__init__(students, teacher, teacher_mode, teacher_ckpt, predict_on,
                          data_preprocessor, init_cfg)
         self.check_mutual_learning(ml_weight)
         if ensemble not in ('nms', 'wbf'):
             raise ValueError(f"model.ensemble must be 'nms' or 'wbf', got {ensemble!r}")
         self._check_geometry()
+        for det in self.named_models().values():
+            # mmdet 3.3's SSDHead never sets loss_cls, which its own predict path reads
+            # (BaseDenseHead._predict_by_feat_single): without this, SSD cannot predict.
+            if not hasattr(det.bbox_head, 'loss_cls'):
+                det.bbox_head.loss_cls = None
         self.det_weight, self.kd_weight, self.ml_weight = det_weight, kd_weight, ml_weight
         self.temperature, self.ld_weight, self.ld_temperature = (temperature, ld_weight,
                                                                  ld_temperature)
@@ -127,14 +184,19 @@ class DetKDMLDistiller(BaseKDMLDistiller):
     def _check_geometry(self) -> None:
         detectors = self.named_models()
         for name, det in detectors.items():
-            if not hasattr(det, 'bbox_head') or not hasattr(det, 'extract_feat'):
-                raise TypeError(f'model.{name} ({type(det).__name__}) is not a one-stage mmdet '
-                                'detector with a bbox_head')
+            head = getattr(det, 'bbox_head', None)
+            if head is None or not hasattr(det, 'extract_feat'):
+                raise head_refusal(self._key(name), None, f'{type(det).__name__} is not a '
+                                   'one-stage mmdet detector with a bbox_head')
+            reason = unsupported_reason(head)
+            if reason is not None:
+                raise head_refusal(self._key(name), type(head).__name__, reason)
         (ref_name, ref), *others = [(n, head_geometry(d.bbox_head)) for n, d in
                                     detectors.items()]
         for name, geometry in others:
-            # The head type first: when it differs, everything else does too.
-            for key in sorted(set(ref) | set(geometry), key=lambda k: (k != 'bbox_head.type', k)):
+            # In head_geometry's order: the type first (when it differs, everything else
+            # does too), then the head's settings, then its priors.
+            for key in list(ref) + [k for k in geometry if k not in ref]:
                 if ref.get(key) != geometry.get(key):
                     raise ValueError(
                         f'{self._key(name)}.{key} = {geometry.get(key)!r} differs from '
@@ -159,8 +221,7 @@ class DetKDMLDistiller(BaseKDMLDistiller):
     def _run(det, inputs: Tensor) -> tuple:
         """One forward of a detector: its raw head outputs and their dense decoded view."""
         outs = det.bbox_head(det.extract_feat(inputs))
-        dense = dense_predictions(det.bbox_head, outs[0], outs[1])
-        return outs, dense
+        return outs, dense_predictions(det.bbox_head, outs)
 
     def loss(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
@@ -201,13 +262,15 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         terms = {'cls': [], 'box': [], 'ld': []}
         s_cls = student.cls_logits.flatten(0, 1)
         s_box = (student.boxes / scale).flatten(0, 1)
+        # Sigmoid heads: per-class binary KL; softmax heads (SSD): KL over C + background.
+        cls_kd = sigmoid_kd_loss if student.use_sigmoid else kd_kl_div_loss
         for target in targets:
             t_cls = target.cls_logits.flatten(0, 1)
-            confidence = t_cls.detach().sigmoid().max(1).values
+            confidence = target.class_probs().detach().flatten(0, 1).max(1).values
             # Normalised by the confidence mass averaged over DDP ranks (mmdet's reduce_mean
             # convention), so that the gradient does not depend on how a batch is split.
             avg = reduce_mean(confidence.sum())
-            terms['cls'].append(sigmoid_kd_loss(s_cls, t_cls, self.temperature))
+            terms['cls'].append(cls_kd(s_cls, t_cls, self.temperature))
             terms['box'].append(box_kd_loss(s_box, (target.boxes / scale).flatten(0, 1),
                                             confidence, *self.box_weights, avg_factor=avg))
             if student.dists is not None and self.ld_weight > 0:

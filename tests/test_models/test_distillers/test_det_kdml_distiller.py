@@ -1,13 +1,16 @@
 import pytest
 import torch
 from mmdet.structures import DetDataSample
+from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 
-from mmkd.models.losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
-from mmkd.models.utils import dense_predictions
+from mmkd.models.distillers import base_kdml_distiller
+from mmkd.models.losses import box_kd_loss, kd_kl_div_loss, ld_kd_loss, sigmoid_kd_loss
+from mmkd.models.utils import SUPPORTED_HEADS, dense_predictions
 from mmkd.registry import MODELS
 from mmkd.testing import tiny_detector
+from mmkd.testing.mmdet_configs import light_detector
 
 PRE = dict(type='DetDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255],
            pad_size_divisor=32)
@@ -70,7 +73,7 @@ class TestDetKDMLDistiller:
         dense = {}
         for name, det in model.named_models().items():
             outs = det.bbox_head(det.extract_feat(x))
-            dense[name] = dense_predictions(det.bbox_head, outs[0], outs[1])
+            dense[name] = dense_predictions(det.bbox_head, outs)
         s, t = dense['student0'], dense['teacher']
         conf = t.cls_logits.flatten(0, 1).sigmoid().max(1).values
         scale = torch.tensor([64., 64., 64., 64.])
@@ -133,3 +136,50 @@ class TestDetKDMLDistiller:
         pooled = torch.cat([out[0].model_preds[s].scores for s in ('student0', 'student1')])
         if len(pooled):  # the ensemble keeps the best box of any student
             assert out[0].pred_instances.scores.max() == pooled.max()
+
+    def test_unsupported_head_is_refused_before_any_model_is_built(self, monkeypatch):
+        def no_build(*args, **kwargs):
+            raise AssertionError('a model was built before the head check')
+
+        monkeypatch.setattr(base_kdml_distiller, 'build_model_cfg', no_build)
+        yolox = dict(base='mmdet::yolox/yolox_tiny_8xb8-300e_coco.py',
+                     backbone=dict(init_cfg=None), bbox_head=dict(num_classes=1))
+        with pytest.raises(ValueError) as error:
+            build(students=[tiny_detector('gfl', 8), yolox])
+        assert str(error.value) == (
+            "model.students[1].bbox_head.type = 'YOLOXHead' cannot be distilled by "
+            'DetKDMLDistiller (not a dense head whose boxes mmkd decodes): teacher and '
+            'students must be one-stage detectors with one of the dense heads '
+            f'{", ".join(SUPPORTED_HEADS)}')
+
+    def test_two_stage_detector_is_refused_with_the_same_message(self):
+        with pytest.raises(ValueError) as error:
+            build(teacher='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+        assert str(error.value).startswith(
+            "model.teacher.bbox_head.type = None cannot be distilled by DetKDMLDistiller "
+            "(model.teacher.type = 'FasterRCNN' is not a one-stage detector with a "
+            'bbox_head): teacher and students must be one-stage detectors with one of the '
+            'dense heads ATSSHead, ')
+
+    def test_softmax_head_distils_classes_with_a_softmax_kl(self):
+        """SSD scores C classes + background with a softmax: its class KD is the softened
+        softmax KL over the C + 1 channels, not per-class sigmoids."""
+        ssd = get_config('mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py').model
+        detector, pre, size = light_detector(ssd.to_dict())
+        torch.manual_seed(0)
+        model = MODELS.build(dict(type='DetKDMLDistiller', teacher=detector,
+                                  students=[detector, detector], data_preprocessor=pre))
+        model.init_weights()
+        x, samples = batch(n=1, size=size)
+        losses = model.loss(x, samples)
+        dense = {}
+        for name, det in model.named_models().items():
+            dense[name] = dense_predictions(det.bbox_head, det.bbox_head(det.extract_feat(x)))
+        s, t = dense['student0'], dense['teacher']
+        assert not s.use_sigmoid and s.cls_logits.shape[-1] == 2  # polyp + background
+        torch.testing.assert_close(losses['student0.loss_kd_cls'], 0.45 * kd_kl_div_loss(
+            s.cls_logits.flatten(0, 1), t.cls_logits.flatten(0, 1)))
+        conf = t.cls_logits.flatten(0, 1).softmax(1)[:, 0]
+        scale = torch.tensor([size] * 4, dtype=torch.float)
+        torch.testing.assert_close(losses['student0.loss_kd_box'], 0.45 * box_kd_loss(
+            (s.boxes / scale).flatten(0, 1), (t.boxes / scale).flatten(0, 1), conf))
