@@ -2,12 +2,16 @@
 
     python tools/export_students.py CONFIG CHECKPOINT --out-dir DIR
     python tools/test.py DIR/student0.py DIR/student0.pth      # same numbers, no distiller
+
+Detection students are written as plain mmdet configs (mmdet's init_detector and tools load
+them without mmkd); classification students also as torchvision state dicts where torchvision
+has the architecture. One line per student says which, and what it still needs.
 """
 import argparse
 
 from mmengine.config import Config
 
-from mmkd.utils import export_students, register_all_modules
+from mmkd.utils import export_notes, export_students, register_all_modules
 
 
 def main():
@@ -18,9 +22,11 @@ def main():
     parser.add_argument('--out-dir', required=True)
     args = parser.parse_args()
     register_all_modules(init_default_scope=False)
-    for cfg_path, ckpt_path in export_students(Config.fromfile(args.config), args.checkpoint,
-                                               args.out_dir):
+    cfg = Config.fromfile(args.config)
+    for cfg_path, ckpt_path in export_students(cfg, args.checkpoint, args.out_dir):
         print(f'{cfg_path}  {ckpt_path}')
+    for note in export_notes(cfg):
+        print(note)
 
 
 if __name__ == '__main__':

@@ -7,16 +7,14 @@ from mmengine.runner import Runner
 from mmkd.utils import (add_run_arguments, format_metric_table, from_scratch, load_run_config,
                         register_all_modules)
 from mmkd.utils.strict_load import load_checkpoint_strictly
+from mmkd.utils.test_flags import add_test_arguments, apply_test_flags
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--show-dir', help='detection: save a picture per image with the '
-                        'ground truth, each model\'s top box and the ensemble\'s box here')
-    parser.add_argument('--show-max', type=int, default=0,
-                        help='with --show-dir: at most this many pictures (0: all)')
+    add_test_arguments(parser)  # mmdet's --out, --show, --show-dir, --wait-time, --tta
     add_run_arguments(parser)
     return parser.parse_args()
 
@@ -28,9 +26,7 @@ def main():
     # Every weight comes from the checkpoint: never fetch ImageNet weights to overwrite them.
     from_scratch(cfg)
     cfg.load_from = None  # loaded strictly below, once the runner has built the model
-    if args.show_dir:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='DetComparisonHook', out_dir=args.show_dir, max_images=args.show_max)]
+    apply_test_flags(cfg, args)
     runner = Runner.from_cfg(cfg)
     load_checkpoint_strictly(runner, args.checkpoint, args.config)
     metrics = runner.test()

@@ -2,7 +2,7 @@ from .atomic_local_backend import AtomicLocalBackend, register_atomic_local_back
 from .checkpoint_allowlist import (CHECKPOINT_SAFE_GLOBALS, RefusedCheckpointError,
                                    install_checkpoint_load_errors,
                                    register_checkpoint_safe_globals)
-from .export import export_students
+from .export import export_notes, export_students
 from .launch import (add_run_arguments, load_run_config, resolve_model, set_data_root,
                      setup_launcher)
 from .metric_table import format_metric_table
@@ -12,7 +12,7 @@ from .setup_env import register_all_modules
 __all__ = [
     'add_run_arguments', 'load_run_config',
     'AtomicLocalBackend', 'CHECKPOINT_SAFE_GLOBALS', 'RefusedCheckpointError',
-    'export_students', 'format_metric_table', 'from_scratch', 'pretrained_files', 'install_checkpoint_load_errors',
+    'export_notes', 'export_students', 'format_metric_table', 'from_scratch', 'pretrained_files', 'install_checkpoint_load_errors',
     'register_all_modules', 'register_atomic_local_backend', 'register_checkpoint_safe_globals',
     'resolve_model', 'set_data_root', 'setup_launcher'
 ]

@@ -3,13 +3,18 @@ import copy
 import inspect
 import os
 import os.path as osp
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
+import torch
+from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import save_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from mmkd.registry import METRICS, MODELS
+from mmkd.registry import DATASETS, METRICS, MODELS
+from .plain_export import (backbone_note, is_mmdet_model, mmdet_resnet, plain_mmdet_config,
+                           torchvision_classifier, torchvision_note, torchvision_state_dict)
 
 
 def _name_evaluators(cfg: Config, name: str) -> None:
@@ -35,45 +40,125 @@ def name_lone_model(cfg: Config, name: str) -> None:
     _name_evaluators(cfg, name)
 
 
+def _student_cfgs(cfg: Config) -> List[dict]:
+    distiller = MODELS.get(cfg.model['type'])
+    if distiller is None or not hasattr(distiller, 'standalone_student_cfg'):
+        raise ValueError(f'model.type {cfg.model["type"]!r} is not a teacher/student '
+                         'distiller: nothing to export')
+    return [distiller.standalone_student_cfg(cfg.model, k)
+            for k in range(len(cfg.model['students']))]
+
+
+def export_notes(cfg: Config) -> List[str]:
+    """One line per exported student on what it is beyond mmkd's own format, and on what it
+    still needs: its torchvision state dict (classifiers), or mmkd for a detector backbone
+    plain mmdet lacks. ``tools/export_students.py`` prints them."""
+    notes = []
+    for k, student in enumerate(_student_cfgs(cfg)):
+        name = f'student{k}'
+        if is_mmdet_model(student):
+            note = backbone_note(name, student.get('backbone', {}))
+            notes.append(note or f'{name}: plain mmdet (init_detector / inference_detector, '
+                         "mmdet's tools/test.py); mmkd not needed")
+        elif student.get('type') == 'ImageClassifier':
+            notes.append(torchvision_note(name, student))
+        else:
+            notes.append(f"{name}: mmkd's {student.get('type')}: loading it needs mmkd")
+    return notes
+
+
+def distiller_checkpoint_hint(state: dict, model) -> str:
+    """The way out when a distiller's checkpoint (teacher and students in one file) meets a
+    lone model: export the students; '' for any other mismatch."""
+    if hasattr(model, 'students') or not any(k.startswith('students.') for k in state):
+        return ''
+    return (' It is a distiller checkpoint (teacher and students in one file, keys '
+            "'teacher.*', 'students.<k>.*'): export the students first, python "
+            'tools/export_students.py DISTILLER_CONFIG CHECKPOINT --out-dir DIR, then test '
+            'DIR/student0.py with DIR/student0.pth (mmdet\'s init_detector needs those '
+            'exported files too).')
+
+
+def _dataset_meta(checkpoint: dict, cfg: Config) -> Optional[dict]:
+    """The class names (and palette) the runner saved in the checkpoint's meta, else those
+    of the test dataset's config, so that mmdet's init_detector labels boxes right."""
+    meta = checkpoint.get('meta', {}).get('dataset_meta')
+    if meta is not None:
+        return dict(meta)
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset')
+    while isinstance(dataset, dict) and 'dataset' in dataset:
+        dataset = dataset['dataset']
+    if not isinstance(dataset, dict):
+        return None
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        dataset_cls = DATASETS.get(dataset['type'])
+    meta = dict(getattr(dataset_cls, 'METAINFO', {}))
+    meta.update(dataset.get('metainfo') or {})
+    return meta or None
+
+
+def _check_mmdet_resnet(model: dict, weights: dict) -> None:
+    """The mapped backbone loads strictly into mmdet's ResNet: the export fails rather than
+    write a detector whose backbone would start from random weights."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        resnet = MMDET_MODELS.build(model['backbone'])
+    prefix = 'backbone.'
+    resnet.load_state_dict({k[len(prefix):]: v for k, v in weights.items()
+                            if k.startswith(prefix)}, strict=True)
+
+
 def export_students(cfg: Config, checkpoint: str, out_dir: str) -> List[Tuple[str, str]]:
     """Write ``student{k}.py`` and ``student{k}.pth`` for every student of ``cfg.model``.
 
-    The config is the distiller's config with ``model`` replaced by the student's own config
-    (``standalone_student_cfg`` of the distiller class) and no distiller-only hooks; the
-    checkpoint holds the student's weights with the ``students.{k}.`` prefix removed. Loading
-    them needs no distiller: ``tools/test.py student0.py student0.pth`` evaluates the student
-    alone to the same numbers as the distiller's ``student0/*`` keys. ``checkpoint`` is read
+    The checkpoint holds the student's weights with the ``students.{k}.`` prefix removed and
+    the class names in ``meta.dataset_meta``. Detection students (mmdet detectors) get a plain
+    mmdet config (``mmkd.utils.plain_export``): mmdet's own ``init_detector(config,
+    checkpoint)``, ``inference_detector`` and tools load them without mmkd (except a backbone
+    plain mmdet lacks: :func:`export_notes`). Other students keep mmkd's config (the
+    distiller's with ``model`` replaced by the student's, no distiller-only hooks), so that
+    ``tools/test.py student0.py student0.pth`` reports the distiller's ``student0/*`` numbers;
+    torchvision classifiers also get ``student{k}_torchvision.pth``. ``checkpoint`` is read
     through mmkd's checked loader and each ``student{k}.pth`` gets its ``.sha256`` digest.
 
     Returns:
         list[tuple[str, str]]: (config path, checkpoint path) per student.
     """
-    distiller = MODELS.get(cfg.model['type'])
-    if distiller is None or not hasattr(distiller, 'standalone_student_cfg'):
-        raise ValueError(f'model.type {cfg.model["type"]!r} is not a teacher/student '
-                         'distiller: nothing to export')
+    students = _student_cfgs(cfg)
     # mmengine's loader, which mmkd checks (digest, allow-list, truncation; the file named).
-    state = _load_checkpoint(checkpoint, map_location='cpu')
-    state = state.get('state_dict', state)
+    source = _load_checkpoint(checkpoint, map_location='cpu')
+    state = source.get('state_dict', source)
+    dataset_meta = _dataset_meta(source, cfg)
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for k in range(len(cfg.model['students'])):
-        prefix = f'students.{k}.'
+    for k, student in enumerate(students):
+        name, prefix = f'student{k}', f'students.{k}.'
         weights = {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)}
         if not weights:
             raise ValueError(f'{checkpoint} holds no "{prefix}*" weights: is it a checkpoint of '
                              f'this config ({cfg.filename})?')
-        student_cfg = copy.deepcopy(cfg)
-        student_cfg.model = distiller.standalone_student_cfg(cfg.model, k)
-        student_cfg.custom_hooks = [
-            h for h in cfg.get('custom_hooks', []) if h.get('type') != 'PSKDMemoryHook']
-        student_cfg.load_from = None
-        _name_evaluators(student_cfg, f'student{k}')
-        paths = (osp.join(out_dir, f'student{k}.py'), osp.join(out_dir, f'student{k}.pth'))
+        paths = (osp.join(out_dir, f'{name}.py'), osp.join(out_dir, f'{name}.pth'))
+        if is_mmdet_model(student):
+            mapped = mmdet_resnet(student.get('backbone', {})) is not None
+            student_cfg = plain_mmdet_config(cfg, student, out_dir, name)
+            if mapped:
+                _check_mmdet_resnet(student_cfg.model, weights)
+        else:
+            student_cfg = copy.deepcopy(cfg)
+            student_cfg.model = student
+            student_cfg.custom_hooks = [
+                h for h in cfg.get('custom_hooks', []) if h.get('type') != 'PSKDMemoryHook']
+            student_cfg.load_from = None
+            _name_evaluators(student_cfg, name)
+            found = torchvision_classifier(student)
+            if found is not None:
+                torch.save(torchvision_state_dict(weights, found[1]),
+                           osp.join(out_dir, f'{name}_torchvision.pth'))
         student_cfg.dump(paths[0])
+        meta = dict(exported_from=checkpoint, student=k)
+        if dataset_meta is not None:
+            meta['dataset_meta'] = dataset_meta
         # Written atomically with its digest, as the runner's checkpoints are.
-        save_checkpoint({'state_dict': weights,
-                         'meta': dict(exported_from=checkpoint, student=k)}, paths[1],
+        save_checkpoint({'state_dict': weights, 'meta': meta}, paths[1],
                         backend_args=dict(backend='atomic_local'))
         written.append(paths)
     return written

@@ -9,6 +9,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from .cfg_options import CfgOptionsAction
+from .scope_check import check_mmkd_prefixes
 from .pretrained import from_scratch
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -74,6 +75,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override config settings, key=value pairs (xxx=yyy format); a value may be '
         'dict(a=1, b=2), or write model.pskd.alpha_t=0.5')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log scalars for TensorBoard (WORK_DIR/<time>/vis_data)')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -84,9 +87,21 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         'weights, such as the demo on the bundled sample')
 
 
+def add_tensorboard(cfg: Config) -> None:
+    """Add mmengine's ``TensorboardVisBackend`` to the visualizer (``--tensorboard``): the
+    scalars the runner logs (losses, lr, every model's metrics) become TensorBoard events in
+    the run's ``vis_data`` folder, beside the local JSON."""
+    visualizer = cfg.get('visualizer') or dict(type='Visualizer')
+    backends = list(visualizer.get('vis_backends') or [dict(type='LocalVisBackend')])
+    if not any(str(b.get('type')).endswith('TensorboardVisBackend') for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    cfg.visualizer = dict(visualizer, vis_backends=backends)
+
+
 def load_run_config(args: argparse.Namespace) -> Config:
     """The config of ``args.config`` with the shared options applied: ``--cfg-options``,
-    ``--data-root``, a top-level ``model=dict(base=...)`` expanded, ``NumClassesCheckHook``
+    ``--data-root``, a top-level ``model=dict(base=...)`` expanded, mmkd types that lack the
+    ``mmkd.`` prefix their scope needs named, ``--tensorboard``, ``NumClassesCheckHook``
     added, the launcher set up, and the work dir (``./work_dirs/<config name>`` by
     default)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -100,9 +115,14 @@ def load_run_config(args: argparse.Namespace) -> Config:
         print_log(f'--from-scratch: random initialisation instead of {switched or "nothing"}',
                   logger='current')
     resolve_model(cfg)
-    if not any(h.get('type') == 'NumClassesCheckHook' for h in cfg.get('custom_hooks', [])):
-        # models against their dataset's classes, before the first iteration
-        cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='NumClassesCheckHook')]
+    check_mmkd_prefixes(cfg)  # a forgotten `mmkd.` named here, not as mmengine's KeyError
+    if getattr(args, 'tensorboard', False):
+        add_tensorboard(cfg)
+    if not any(str(h.get('type')).split('.')[-1] == 'NumClassesCheckHook'
+               for h in cfg.get('custom_hooks', [])):
+        # models against their dataset's classes, before the first iteration; prefixed, so
+        # that mmdet-scoped configs (exported students, drop-in configs) find it too
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='mmkd.NumClassesCheckHook')]
     setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

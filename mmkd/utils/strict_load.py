@@ -10,6 +10,8 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from torch import Tensor, nn
 
+from .export import distiller_checkpoint_hint
+
 _SHOWN = 5
 
 
@@ -65,7 +67,7 @@ def load_checkpoint_strictly(runner, filename: str, config: str) -> dict:
     if mismatches:
         raise ValueError(f'checkpoint {filename} does not match the model of config {config}: '
                          f'{"; ".join(mismatches)}. Evaluate it with the config it was trained '
-                         'with.')
+                         f'with.{distiller_checkpoint_hint(state, model)}')
     _load_checkpoint_to_model(model, checkpoint, strict=True)
     runner.logger.info(f'Load checkpoint from {filename} (strict: every key and shape '
                        'matches the model)')

@@ -4,10 +4,11 @@ import os
 import cv2
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
-from mmkd.utils import export_students, resolve_model, set_data_root
+from mmkd.utils import export_students, set_data_root
 
 CONFIG = 'configs/kvasir_kdml_v3.py'
 MODELS = ('teacher', 'student0', 'student1', 'ensemble')
@@ -40,7 +41,8 @@ def test_kdml_run_reports_every_key_exports_and_draws(data_root, tmp_path):
     cfg = scratch_config(CONFIG)
     # The V3 wiring (online KD+ML, GFL heads, NMS ensemble) with tiny detectors for speed.
     cfg.model.teacher = tiny_detector('gfl', 16)
-    cfg.model.students = [tiny_detector('gfl', 8), tiny_detector('gfl', 8)]
+    # Low-score boxes kept, so that one epoch's students have boxes for mmdet's CocoMetric.
+    cfg.model.students = [dict(tiny_detector('gfl', 8), test_cfg=dict(score_thr=0.0))] * 2
     cfg = small(cfg, data_root, tmp_path / 'run')
     pictures = str(tmp_path / 'pictures')
     cfg.custom_hooks = [dict(type='DetComparisonHook', out_dir=pictures, max_images=2)]
@@ -59,14 +61,25 @@ def test_kdml_run_reports_every_key_exports_and_draws(data_root, tmp_path):
                                str(tmp_path / 'export'))
     cfg_path, ckpt_path = exported[0]
     alone = scratch_config(cfg_path)
-    assert alone.model.type == 'GFL'  # a plain mmdet detector config
+    assert alone.model.type == 'GFL' and alone.default_scope == 'mmdet'  # plain mmdet
     alone.custom_hooks = []
     alone.work_dir, alone.load_from = str(tmp_path / 'alone'), ckpt_path
-    resolve_model(alone)
-    alone_metrics = Runner.from_cfg(alone).test()
-    assert set(alone_metrics) == {f'student0/{k}' for k in KEYS}
-    for key, value in alone_metrics.items():
-        assert value == pytest.approx(metrics[key], abs=1e-9), key
+    # mmdet's COCO AP on the exported annotations, and mmkd's IoU metric on the same plain
+    # config: both give the distiller's student0 numbers.
+    alone.test_evaluator = [alone.test_evaluator,
+                            dict(type='mmkd.DetIoUMetric', model_name='student0')]
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        alone_metrics = Runner.from_cfg(alone).test()
+    assert {f'student0/{k}' for k in KEYS} | {'coco/bbox_mAP', 'coco/bbox_mAP_50'} <= set(
+        alone_metrics)
+    for key in KEYS:
+        assert alone_metrics[f'student0/{key}'] == pytest.approx(
+            metrics[f'student0/{key}'], abs=1e-9), key
+    # CocoMetric rounds to 3 decimals of a fraction
+    assert 100 * alone_metrics['coco/bbox_mAP'] == pytest.approx(metrics['student0/AP'],
+                                                                 abs=0.05)
+    assert 100 * alone_metrics['coco/bbox_mAP_50'] == pytest.approx(metrics['student0/AP50'],
+                                                                    abs=0.05)
 
 
 def test_single_box_run_reports_every_key(data_root, tmp_path):

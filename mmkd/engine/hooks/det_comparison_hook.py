@@ -1,5 +1,6 @@
 import os
 import os.path as osp
+from typing import Optional
 
 import mmcv
 import numpy as np
@@ -19,19 +20,30 @@ def _top_box(instances):
 
 @HOOKS.register_module()
 class DetComparisonHook(Hook):
-    """During ``tools/test.py --show-dir DIR``, saves one PNG per test image with the ground
-    truth, each model's top box and the ensemble's box (paper B Fig. 3).
+    """During ``tools/test.py --show-dir DIR`` / ``--show``, draws one picture per test image
+    with the ground truth, each model's top box and the ensemble's box (paper B Fig. 3), and
+    saves it as a PNG in ``out_dir`` and / or shows it in a window.
 
     Args:
-        out_dir (str): Folder for the pictures (created).
+        out_dir (str, optional): Folder for the pictures (created); None saves none.
+            Defaults to None.
         max_images (int): Stop after this many pictures (0: all). Defaults to 0.
+        show (bool): Show each picture in a window (``mmcv.imshow``). Defaults to False.
+        wait_time (float): With ``show``, seconds each picture stays (0: until a key is
+            pressed). Defaults to 2.
     """
 
-    def __init__(self, out_dir: str, max_images: int = 0):
+    def __init__(self, out_dir: Optional[str] = None, max_images: int = 0,
+                 show: bool = False, wait_time: float = 2.):
+        if out_dir is None and not show:
+            raise ValueError('DetComparisonHook needs out_dir (--show-dir) or show=True '
+                             '(--show)')
         self.out_dir, self.max_images, self.saved = out_dir, max_images, 0
+        self.show, self.wait_time = show, wait_time
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        os.makedirs(self.out_dir, exist_ok=True)
+        if self.out_dir:
+            os.makedirs(self.out_dir, exist_ok=True)
         for sample in outputs:
             if self.max_images and self.saved >= self.max_images:
                 return
@@ -42,7 +54,10 @@ class DetComparisonHook(Hook):
             picture = draw_detection_comparison(image, gt, {n: b for n, (b, _) in tops.items()},
                                                 {n: s for n, (_, s) in tops.items()})
             name = osp.splitext(osp.basename(sample.img_path))[0]
-            mmcv.imwrite(picture, osp.join(self.out_dir, f'{name}.png'))
+            if self.out_dir:
+                mmcv.imwrite(picture, osp.join(self.out_dir, f'{name}.png'))
+            if self.show:
+                mmcv.imshow(picture, win_name=name, wait_time=int(self.wait_time * 1000))
             self.saved += 1
 
     @staticmethod
