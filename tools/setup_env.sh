@@ -7,7 +7,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-stamp="$venv/.mmkd-env-v1"
+stamp="$venv/.mmkd-env-v2"  # bump when requirements.txt changes
 py="${PYTHON:-python3}"
 
 if [ -f "$stamp" ] && "$venv/bin/python" -c 'import mmkd, mmdet, mmcv.ops' 2>/dev/null; then
