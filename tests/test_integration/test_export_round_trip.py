@@ -68,13 +68,7 @@ def torchvision_gfl(arch, channels):
     return det
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread, no OpenMP spin-waits on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/test_integration/conftest.py
 
 
 @pytest.fixture(scope='module')

@@ -42,13 +42,7 @@ CONFIGS = one_stage_configs()
 GROUPS = group_configs(CONFIGS)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread, no OpenMP spin-waits on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/test_integration/conftest.py
 
 
 def expected_refusal(model: dict) -> bool:

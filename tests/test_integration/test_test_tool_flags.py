@@ -24,13 +24,7 @@ from mmkd.utils import add_run_arguments, export_students, load_run_config, set_
 MODEL_NAMES = {'teacher', 'student0', 'student1', 'ensemble'}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread, no OpenMP spin-waits on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/test_integration/conftest.py
 
 
 @pytest.fixture(scope='module')
