@@ -7,11 +7,10 @@ paper B's Table 2 form (teacher / student k / ensemble, mean ± std).
 
 Every (variant, seed) run is a ``tools/train.py`` run whose final validation is the result;
 a finished run is not trained again, so an interrupted comparison resumes where it stopped.
-The report is written to ``<out-dir>/report.md`` and ``<out-dir>/results.json``.
+The report is written to ``<out-dir>/report.md``, every run's record to
+``<out-dir>/results.json``.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import time
 
@@ -62,9 +61,6 @@ def main():
     print(report)
     with open(osp.join(args.out_dir, 'report.md'), 'w') as f:
         f.write(report + '\n')
-    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
-    os.makedirs(args.out_dir, exist_ok=True)
 
 
 if __name__ == '__main__':

@@ -109,7 +109,8 @@ def execute(run: Run, out_dir: str, python: str = sys.executable,
 
 
 def execute_all(runs: Sequence[Run], out_dir: str, log=print) -> List[Dict[str, object]]:
-    """Run every run in order, printing progress with an ETA from the runs timed so far."""
+    """Run every run in order, printing progress with an ETA from the runs timed so far;
+    all their records are written to ``<out_dir>/results.json`` at the end."""
     results, timed = [], []
     for i, run in enumerate(runs):
         done = osp.exists(osp.join(run_dir(out_dir, run.name), 'result.json'))
@@ -122,6 +123,8 @@ def execute_all(runs: Sequence[Run], out_dir: str, log=print) -> List[Dict[str, 
         eta = f', ETA {np.mean(timed) * left / 60:.1f} min' if timed and left else ''
         log(f'[{i + 1}/{len(runs)}] {run.name}: {"cached" if done else "trained"} in '
             f'{record["seconds"]:.0f} s{eta}', flush=True)
+    with open(osp.join(out_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
     return results
 
 

@@ -54,6 +54,9 @@ def test_execute_trains_once_then_reads_the_result(tmp_path, monkeypatch):
     assert calls[0][-3:] == ['--cfg-options', 'randomness.seed=3', 'a=1']
     assert first['metrics'] == {'student0/mIoU': 42.0} and first['group'] == 'kd'
     assert first['checkpoint'].endswith('epoch_1.pth')
+    experiment.execute_all([run], str(tmp_path / 'out'), log=lambda *a, **k: None)
+    with open(tmp_path / 'out' / 'results.json') as f:
+        assert json.load(f) == [first] and len(calls) == 1
 
 
 def test_execute_fills_in_the_teacher_checkpoint(tmp_path, monkeypatch):
