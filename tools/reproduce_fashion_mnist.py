@@ -15,7 +15,7 @@ Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' head
   ensemble (``configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py``).
 * ``det`` — the same five variants with ``DetKDMLDistiller`` on the Fashion-MNIST detection
   set in the Kvasir-SEG layout (written first by ``tools/data/make_fashion_det.py`` when
-  missing): mIoU, Acc@0.5, AP50 per model and for the ensemble.
+  missing): mIoU, Acc@0.5, AP50 and AP@[.5:.95] per model and for the ensemble.
 
 Runs are resumable: a finished run is not trained again. The Debian package
 ``dataset-fashion-mnist`` is installed first when its files are missing (the only real image
@@ -206,7 +206,7 @@ def main():
             cfg = base_config(DET_CFG, det_data(args), args.full, {
                 'train_dataloader.dataset.indices': None, 'train_cfg.max_epochs': 30,
                 'train_cfg.val_interval': 1})
-            report = kdml_part(args, out, cfg, ['mIoU', 'acc50', 'AP50'], None,
+            report = kdml_part(args, out, cfg, ['mIoU', 'acc50', 'AP50', 'AP'], None,
                                'KD + ML, detection on the Fashion-MNIST detection set '
                                '(paper B Table 2 form)')
         minutes = (time.time() - start) / 60
