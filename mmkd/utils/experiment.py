@@ -73,8 +73,7 @@ def final_metrics(work_dir: str) -> Dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if k != 'step'}
 
 
-def execute(run: Run, out_dir: str, python: str = sys.executable,
-            log=print) -> Dict[str, object]:
+def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, object]:
     """Train ``run`` (unless its result exists) and return its result record."""
     folder = run_dir(out_dir, run.name)
     result_path = osp.join(folder, 'result.json')
@@ -115,7 +114,7 @@ def execute_all(runs: Sequence[Run], out_dir: str, log=print) -> List[Dict[str, 
     for i, run in enumerate(runs):
         done = osp.exists(osp.join(run_dir(out_dir, run.name), 'result.json'))
         start = time.time()
-        record = execute(run, out_dir, log=log)
+        record = execute(run, out_dir)
         results.append(record)
         if not done:
             timed.append(time.time() - start)
