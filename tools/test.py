@@ -8,6 +8,7 @@ from mmkd.utils import (add_run_arguments, format_metric_table, from_scratch, lo
                         register_all_modules)
 from mmkd.utils.strict_load import load_checkpoint_strictly
 from mmkd.utils.test_flags import add_test_arguments, apply_test_flags
+from mmkd.utils.work_dir import wait_for_new_log_folder
 
 
 def parse_args():
@@ -27,6 +28,7 @@ def main():
     from_scratch(cfg)
     cfg.load_from = None  # loaded strictly below, once the runner has built the model
     apply_test_flags(cfg, args)
+    wait_for_new_log_folder(cfg.work_dir)
     runner = Runner.from_cfg(cfg)
     load_checkpoint_strictly(runner, args.checkpoint, args.config)
     metrics = runner.test()

@@ -4,7 +4,7 @@ import argparse
 from mmengine.runner import Runner
 
 from mmkd.utils import add_run_arguments, load_run_config, register_all_modules
-from mmkd.utils.work_dir import check_work_dir, resume_checkpoint
+from mmkd.utils.work_dir import check_work_dir, resume_checkpoint, wait_for_new_log_folder
 
 
 def parse_args():
@@ -39,6 +39,7 @@ def main():
         cfg.resume, cfg.load_from = True, resume_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    wait_for_new_log_folder(cfg.work_dir)
     Runner.from_cfg(cfg).train()
 
 

@@ -1,6 +1,7 @@
 """What tools/train.py checks in the work dir before the runner writes anything there."""
 import glob
 import os.path as osp
+import time
 from typing import List, Optional
 
 from mmengine.runner import find_latest_checkpoint
@@ -51,3 +52,13 @@ def resume_checkpoint(work_dir: str) -> str:
             'and no *.pth there): check --work-dir, pass the checkpoint itself (--resume '
             'PATH), or leave out --resume to start a new run')
     return found
+
+
+def wait_for_new_log_folder(work_dir: str) -> None:
+    """Wait (at most a second) until the runner's log folder name, the local time
+    ``%Y%m%d_%H%M%S`` mmengine's Runner gives it, is not one that already exists in
+    ``work_dir``: a second run started within the same second as the last one would write its
+    logs into that run's folder and replace its ``.log`` file.
+    """
+    while osp.isdir(osp.join(work_dir, time.strftime('%Y%m%d_%H%M%S', time.localtime()))):
+        time.sleep(0.05)

@@ -101,14 +101,27 @@ def write_cfg():
 @pytest.fixture(scope='session')
 def tool():
     """``tool('train', *args)`` runs tools/train.py in this process, as the command line
-    ``python tools/train.py *args`` would (an uncaught exception is a non-zero exit)."""
+    ``python tools/train.py *args`` would (an uncaught exception is a non-zero exit).
+
+    Like a new process, each run gets its own loggers: mmengine names a run's logger
+    ``<config name>_<timestamp>`` and hands back an existing one of that name, so two
+    in-process runs of one config within the same second, in different work dirs, would
+    otherwise both write into the first one's log file."""
     import runpy
     import sys
     from unittest import mock
 
+    from mmengine.logging import MMLogger
+
     def run(name, *args):
-        with mock.patch.object(sys, 'argv', [f'tools/{name}.py', *map(str, args)]):
-            runpy.run_path(f'tools/{name}.py', run_name='__main__')
+        before = set(MMLogger._instance_dict)
+        try:
+            with mock.patch.object(sys, 'argv', [f'tools/{name}.py', *map(str, args)]):
+                runpy.run_path(f'tools/{name}.py', run_name='__main__')
+        finally:
+            for logger_name in set(MMLogger._instance_dict) - before:
+                for handler in MMLogger._instance_dict.pop(logger_name).handlers:
+                    handler.close()
 
     return run
 

@@ -40,7 +40,23 @@ def test_overwrite_trains_again_in_the_same_work_dir(config, finished_run, tool)
     old = (finished_run / 'epoch_1.pth').stat().st_mtime_ns
     tool('train', config, '--work-dir', finished_run, '--overwrite')
     assert (finished_run / 'epoch_1.pth').stat().st_mtime_ns != old
-    assert len([p for p in finished_run.iterdir() if p.is_dir()]) == 2  # two runs' logs
+    logs = sorted(p for p in finished_run.iterdir() if p.is_dir())
+    assert len(logs) == 2  # two runs' log folders, even when both start in the same second
+    for log in logs:
+        assert 'Epoch(train)' in (log / f'{log.name}.log').read_text()
+
+
+def test_a_run_never_starts_in_an_existing_log_folder(tmp_path):
+    import time
+
+    from mmkd.utils.work_dir import wait_for_new_log_folder
+    now = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    (tmp_path / now).mkdir()
+    start = time.monotonic()
+    wait_for_new_log_folder(str(tmp_path))
+    assert time.strftime('%Y%m%d_%H%M%S', time.localtime()) != now
+    assert time.monotonic() - start < 1.5
+    wait_for_new_log_folder(str(tmp_path / 'not-there-yet'))  # no folder: returns at once
 
 
 @pytest.mark.parametrize('exists', [True, False], ids=['empty-dir', 'mistyped-dir'])
@@ -60,3 +76,5 @@ def test_resume_continues_the_run(config, finished_run, tool, tiny_cfg, msi_root
     longer = write_cfg(tiny_cfg(msi_root, max_epochs=2), finished_run.parent / 'longer.py')
     tool('train', longer, '--work-dir', finished_run, '--resume')
     assert (finished_run / 'last_checkpoint').read_text().endswith('epoch_2.pth')
+
+
