@@ -1,5 +1,5 @@
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 from mmengine.logging import MessageHub
@@ -154,15 +154,32 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
             return [logits for logits, _, _ in self.extract_exits(inputs)]
         raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
 
-    def extract_exits(self, inputs: Tensor) -> ExitOutputs:
+    def extract_exits(self, inputs: Tensor, without_grad: Set[int] = frozenset()) -> ExitOutputs:
+        """Logits, pooled feature and feature map of every exit; the 1-based exits in
+        ``without_grad`` run under ``torch.no_grad()`` (values and BN statistics unchanged)."""
         maps = list(self.backbone(inputs))
         if self.branch_on_last_stage:  # the last stage feeds its branch and the classifier
             maps.append(maps[-1])
-        return [head(x) for head, x in zip(self.exits, maps)]
+        outs = []
+        for i, (head, x) in enumerate(zip(self.exits, maps), 1):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and i not in without_grad):
+                outs.append(head(x))
+        return outs
+
+    def exits_without_gradient(self) -> Set[int]:
+        """The exits < N no loss sends a gradient to: neither BYOT on their logits nor DMFL
+        with gradient on their maps (the reference's gradient-free DMFL only reads them)."""
+        trained = set(self.byot['exits']) if self.byot is not None else set()
+        if self.dmfl is not None and not self.dmfl['legacy_no_grad']:
+            trained.update(range(1, self.num_stages))
+        return set(range(1, self.num_exits)) - trained
 
     def loss(self, inputs: Tensor, data_samples: dict) -> Dict[str, Tensor]:
         labels, sample_idx = data_samples['gt_label'], data_samples['sample_idx']
-        outs = self.extract_exits(inputs)
+        # Exits without a gradient run forward only, as their values and BN statistics are
+        # kept (backward through them would only compute zeros).
+        frozen = self.exits_without_gradient()
+        outs = self.extract_exits(inputs, frozen)
         final_logits, final_feat, final_map = outs[-1]
         losses = {}
         if self.pskd is None:
@@ -182,9 +199,13 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
             losses.update(self._byot_losses(outs, target))
         if self.dmfl is not None:
             losses.update(self._dmfl_losses(outs, final_map))
-        # Exits without a loss on their logits still take part in the graph with weight 0, so
-        # that DDP sees every parameter used (no find_unused_parameters needed).
-        idle = [outs[i - 1][0].sum() for i in range(1, self.num_exits) if i not in trained]
+        # Every parameter takes part in the graph, with weight 0 where no loss reaches it, so
+        # that DDP sees each one used (no find_unused_parameters) and every gradient is 0
+        # rather than None (weight decay and momentum act on them as on the others): the
+        # logits of exits trained through DMFL only, the parameters of frozen exits.
+        idle = [outs[i - 1][0].sum() for i in range(1, self.num_exits)
+                if i not in trained and i not in frozen]
+        idle += [p.sum() for i in sorted(frozen) for p in self.exits[i - 1].parameters()]
         losses[f'exit{self.num_exits}.loss_cls'] = loss_final + 0 * sum(idle)
         return losses
 
