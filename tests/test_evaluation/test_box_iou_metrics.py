@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmkd.evaluation.functional import pad_boxes, top1_iou
+from mmkd.evaluation.functional import pad_boxes, pad_segments, top1_iou
 
 # garbage in padded slots: a perfect box with a huge score, which must be ignored
 PAD = [0., 0., 20., 20.]
@@ -17,6 +17,27 @@ def test_pad_boxes():
     assert valid.tolist() == [[True, False], [True, True]]
     with pytest.raises(ValueError, match='tensors'):
         pad_boxes([])
+
+
+def test_pad_segments_matches_pad_boxes():
+    parts = [torch.ones(2, 4), torch.zeros(0, 4), torch.full((1, 4), 3.)]
+    boxes, valid = pad_segments(torch.cat(parts), [2, 0, 1])
+    ref_boxes, ref_valid = pad_boxes(parts)
+    assert torch.equal(boxes, ref_boxes) and torch.equal(valid, ref_valid)
+    # the padding value; lengths as a tensor
+    scores, valid = pad_segments(torch.tensor([0.5, 0.25, 0.75]), torch.tensor([1, 2]),
+                                 float('-inf'))
+    assert scores.tolist() == [[0.5, float('-inf')], [0.25, 0.75]]
+    assert valid.tolist() == [[True, False], [True, True]]
+    # equal lengths: a view, every slot valid
+    flat = torch.arange(6.)
+    rows, valid = pad_segments(flat, [3, 3])
+    assert rows.tolist() == [[0., 1., 2.], [3., 4., 5.]] and valid.all()
+    assert rows.data_ptr() == flat.data_ptr()
+    empty, valid = pad_segments(torch.zeros(0, 4), [0, 0])
+    assert empty.shape == (2, 0, 4) and valid.shape == (2, 0)
+    with pytest.raises(ValueError, match='sum to the 3 rows'):
+        pad_segments(torch.zeros(3), [1, 1])
 
 
 def test_top1_iou_hand_values():

@@ -1,9 +1,17 @@
+import contextlib
+import io
+import math
+import pickle
+
+import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from mmkd.evaluation.metrics.det_iou_metric import DetIoUMetric
 from mmkd.registry import METRICS
@@ -224,3 +232,231 @@ def test_coco_ap_keeps_100_boxes_per_image_and_class():
     assert metrics['model/AP'] == pytest.approx(ap, abs=1e-9)
     assert metrics['model/AP50'] == pytest.approx(ap50, abs=1e-9)
     assert ap50 > 60  # classes 0 and 1 count: without them AP50 would be at most 33.3
+
+
+# ---------------------------------------------------------------------------------------------
+# the batched process() against a per-sample reference written from the definitions
+
+REF_MODELS = ('teacher', 'student0', 'ensemble')
+REF_CLASSES = ('a', 'b', 'c')
+
+
+def _random_samples(seed, num=60):
+    """DetDataSamples with what the batched code must get right: scores on a 0.2 grid (many
+    ties, within a model and across the models), float64 scores for one model, images without
+    predictions, images without GT, ignored GT (``ignored_instances`` and ``ignore_flag``), GT
+    from ``instances``, ``HorizontalBoxes``, repeated img_ids and > 100 boxes of one class."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randint(high):
+        return int(torch.randint(0, high, (1, ), generator=g))
+
+    def boxes_near(centres, count, jitter):
+        base = centres[torch.randint(0, len(centres), (count, ), generator=g)]
+        return base + (torch.rand(count, 4, generator=g) - 0.5) * jitter
+
+    samples = []
+    for _ in range(num):
+        s = DetDataSample(metainfo=dict(img_id=f'img{randint(num * 3 // 4)}',
+                                        ori_shape=(200, 300)))
+        corner = torch.rand(randint(4), 2, generator=g) * 150
+        gt = torch.cat([corner, corner + 5 + torch.rand(len(corner), 2, generator=g) * 60], 1)
+        source = randint(4)
+        if source == 0:  # the dataset's annotations, 30 % of them ignored
+            s.set_metainfo(dict(instances=[
+                dict(bbox=box, bbox_label=randint(3), ignore_flag=int(randint(10) < 3))
+                for box in gt.tolist()]))
+            s.gt_instances = instances([])  # never read: `instances` wins
+        else:
+            s.gt_instances = InstanceData(
+                bboxes=HorizontalBoxes(gt) if source == 2 else gt,
+                labels=torch.randint(0, 3, (len(gt), ), generator=g))
+            if source == 3:
+                ignored = torch.rand(randint(3), 2, generator=g) * 150
+                s.ignored_instances = InstanceData(
+                    bboxes=torch.cat([ignored, ignored + 30], 1),
+                    labels=torch.randint(0, 3, (len(ignored), ), generator=g))
+        preds = {}
+        for m, name in enumerate(REF_MODELS):
+            count = 0 if randint(10) == 0 else randint(250)
+            if len(gt) and count:
+                boxes = boxes_near(gt, count, 40)
+            else:
+                corner = torch.rand(count, 2, generator=g) * 150
+                boxes = torch.cat([corner, corner + 20], 1)
+            scores = torch.randint(0, 6, (count, ), generator=g) / 5
+            # class 0 three times as often: often more than 100 of its boxes
+            labels = torch.tensor([0, 0, 0, 1, 2])[torch.randint(0, 5, (count, ), generator=g)]
+            preds[name] = InstanceData(
+                bboxes=boxes, scores=scores.double() if m == 1 else scores, labels=labels)
+        s.model_preds = preds
+        samples.append(s)
+    return samples
+
+
+def _first_occurrences(samples):
+    unique = {}
+    for s in samples:
+        unique.setdefault(s.img_id, s)
+    return list(unique.values())
+
+
+def _reference_gt(s):
+    """(boxes, labels, crowd) lists of one sample, from the rules of the docstring."""
+    if 'instances' in s:
+        return ([a['bbox'] for a in s.instances], [a['bbox_label'] for a in s.instances],
+                [a['ignore_flag'] for a in s.instances])
+    parts = [(s.gt_instances, 0)] + (
+        [(s.ignored_instances, 1)] if 'ignored_instances' in s else [])
+    boxes, labels, crowd = [], [], []
+    for inst, flag in parts:
+        b = inst.bboxes
+        b = b.tensor if isinstance(b, HorizontalBoxes) else b
+        boxes += b.tolist()
+        labels += inst.labels.tolist()
+        crowd += [flag] * len(b)
+    return boxes, labels, crowd
+
+
+def _iou32(a, b):
+    """IoU of two xyxy boxes in float32, operation by operation as aligned_box_iou."""
+    a, b = np.float32(a), np.float32(b)
+    zero = np.float32(0)
+    inter = max(min(a[2], b[2]) - max(a[0], b[0]), zero) * \
+        max(min(a[3], b[3]) - max(a[1], b[1]), zero)
+    area_a = max(a[2] - a[0], zero) * max(a[3] - a[1], zero)
+    area_b = max(b[2] - b[0], zero) * max(b[3] - b[1], zero)
+    return inter / max(area_a + area_b - inter, np.float32(1e-6))
+
+
+def _reference_kept(inst, per_class):
+    """Indices of the boxes kept for an image, by score descending and, among equal scores,
+    in the model's order; with ``per_class``, the 100 best of each class, else the best."""
+    scores = inst.scores.tolist()
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])  # sorted() is stable
+    if not per_class:
+        return order[:1]
+    labels, taken, kept = inst.labels.tolist(), {}, []
+    for i in order:
+        taken[labels[i]] = taken.get(labels[i], 0) + 1
+        if taken[labels[i]] <= 100:
+            kept.append(i)
+    return kept
+
+
+def _reference_iou_metrics(samples, name, iou_thr=0.5):
+    """mIoU and acc (%) of one model: top-1 box by score (first of equal scores), IoU with
+    the best valid GT box (0 without a prediction), images without valid GT left out."""
+    ious = []
+    for s in _first_occurrences(samples):
+        boxes, _, crowd = _reference_gt(s)
+        valid = [b for b, c in zip(boxes, crowd) if not c]
+        if not valid:
+            continue
+        inst = s.model_preds[name]
+        top = _reference_kept(inst, per_class=False)
+        ious.append(max(_iou32(inst.bboxes[top[0]].tolist(), g) for g in valid)
+                    if top else np.float32(0))
+    # the share of the images, then in %: the metric's order of the operations
+    return (math.fsum(map(float, ious)) / len(ious) * 100,
+            sum(i >= np.float32(iou_thr) for i in ious) / len(ious) * 100)
+
+
+def _reference_coco_ap(samples, name):
+    """AP@[.5:.95] and AP50 (%) from pycocotools' defaults on all raw boxes; ignored GT are
+    crowd regions, and COCOeval itself caps each (image, class) at its 100 best boxes."""
+    unique = _first_occurrences(samples)
+    annotations, rows = [], []
+    for img, s in enumerate(unique):
+        for (x1, y1, x2, y2), lab, c in zip(*_reference_gt(s)):
+            box = [float(np.float32(v)) for v in (x1, y1, x2, y2)]
+            annotations.append(dict(id=len(annotations) + 1, image_id=img, category_id=lab,
+                                    iscrowd=c, bbox=[box[0], box[1], box[2] - box[0],
+                                                     box[3] - box[1]],
+                                    area=(box[2] - box[0]) * (box[3] - box[1])))
+        inst = s.model_preds[name]
+        for (x1, y1, x2, y2), score, lab in zip(inst.bboxes.tolist(),
+                                                inst.scores.float().tolist(),
+                                                inst.labels.tolist()):
+            rows.append([img, x1, y1, x2 - x1, y2 - y1, score, lab])
+    coco = COCO()
+    coco.dataset = dict(images=[dict(id=i, width=300, height=200) for i in range(len(unique))],
+                        categories=[dict(id=c, name=n) for c, n in enumerate(REF_CLASSES)],
+                        annotations=annotations)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(np.array(rows)), 'bbox')
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return 100 * ev.stats[0], 100 * ev.stats[1]
+
+
+@pytest.mark.parametrize('with_coco', [False, True])
+@pytest.mark.parametrize('seed', [0, 1])
+def test_batched_process_matches_per_sample_reference(seed, with_coco):
+    samples = _random_samples(seed)
+    unique = _first_occurrences(samples)
+    # the data has what the test is about
+    assert len(unique) < len(samples)
+    assert any(len(s.model_preds[n].scores) == 0 for s in samples for n in REF_MODELS)
+    assert any(not any(1 - c for c in _reference_gt(s)[2]) for s in unique)
+    assert any(any(_reference_gt(s)[2]) for s in unique)
+    assert any(int((s.model_preds[n].labels == c).sum()) > 100
+               for s in samples for n in REF_MODELS for c in range(3))
+
+    metric = DetIoUMetric(with_coco=with_coco)
+    metric.dataset_meta = dict(classes=REF_CLASSES)
+    for start in range(0, len(samples), 7):  # batches mix GT sources and sizes
+        metric.process({}, [s.to_dict() for s in samples[start:start + 7]])
+    # the boxes kept per image, in order, are the reference's
+    for s, r in zip(samples, metric.results):
+        assert list(r['preds']) == list(REF_MODELS)
+        for name in REF_MODELS:
+            inst, kept = s.model_preds[name], r['preds'][name]
+            idx = _reference_kept(inst, per_class=with_coco)
+            assert kept['bboxes'].tolist() == inst.bboxes[idx].reshape(-1, 4).tolist()
+            assert kept['scores'].tolist() == inst.scores[idx].float().tolist()
+            assert kept['labels'].tolist() == inst.labels[idx].tolist()
+
+    metrics = metric.evaluate(len(samples))
+    keys = ['mIoU', 'acc50'] + (['AP', 'AP50'] if with_coco else [])
+    assert list(metrics) == [f'{n}/{k}' for n in REF_MODELS for k in keys]
+    for name in REF_MODELS:
+        miou, acc = _reference_iou_metrics(samples, name)
+        assert metrics[f'{name}/mIoU'] == pytest.approx(miou, rel=1e-12, abs=0)
+        assert metrics[f'{name}/acc50'] == acc  # a count over the same float32 IoUs
+        if with_coco:
+            ap, ap50 = _reference_coco_ap(samples, name)
+            assert metrics[f'{name}/AP'] == pytest.approx(ap, rel=1e-12, abs=0)
+            assert metrics[f'{name}/AP50'] == pytest.approx(ap50, rel=1e-12, abs=0)
+
+
+def test_kept_results_are_small_numpy_records():
+    # 8 images in one batch, the models in another order in one of them
+    samples = [sample(i) for i in (1, 2, 3, 1, 2, 3, 1, 2)]
+    samples[1].model_preds = dict(student0=samples[1].model_preds['student0'],
+                                  teacher=samples[1].model_preds['teacher'])
+    for with_coco, per_image in ((False, 1), (True, None)):
+        metric = DetIoUMetric(with_coco=with_coco)
+        metric.process({}, [s.to_dict() for s in samples])
+        assert [list(r['preds']) for r in metric.results][:3] == [
+            ['teacher', 'student0'], ['student0', 'teacher'], ['teacher', 'student0']]
+        for s, r in zip(samples, metric.results):
+            for key in ('gt_bboxes', 'gt_labels', 'gt_ignore'):
+                assert isinstance(r[key], np.ndarray)
+            for name, kept in r['preds'].items():
+                assert isinstance(kept, np.ndarray)  # no tensor to pickle or walk
+                expected = len(s.model_preds[name].scores) if per_image is None else per_image
+                assert len(kept) == expected
+        # one record array per model: well under a kB per image with 2 models
+        assert len(pickle.dumps(metric.results[4:])) / 4 < 600
+
+
+def test_box_count_mismatch_is_named():
+    s = sample(1)
+    # InstanceData checks the lengths; a dict does not
+    s.model_preds['student0'] = dict(s.model_preds['student0'].to_dict(),
+                                     scores=torch.tensor([0.5]))  # 2 boxes, 1 score
+    with pytest.raises(ValueError, match=r"'student0' hold 2 boxes, 1 scores and 2 labels"):
+        DetIoUMetric().process({}, [s])

@@ -1,4 +1,5 @@
-from .box_iou_metrics import aligned_box_iou, pad_boxes, top1_iou
+from .box_iou_metrics import (aligned_box_iou, pad_boxes, pad_segments,
+                              top1_iou)
 from .cls_metrics import (aurc_eaurc, ece_bin_edges, ece_bin_index,
                           expected_calibration_error, negative_log_likelihood,
                           topk_error)
@@ -6,5 +7,5 @@ from .cls_metrics import (aurc_eaurc, ece_bin_edges, ece_bin_index,
 __all__ = [
     'aurc_eaurc', 'ece_bin_edges', 'ece_bin_index',
     'expected_calibration_error', 'negative_log_likelihood',
-    'topk_error', 'aligned_box_iou', 'pad_boxes', 'top1_iou'
+    'topk_error', 'aligned_box_iou', 'pad_boxes', 'pad_segments', 'top1_iou'
 ]

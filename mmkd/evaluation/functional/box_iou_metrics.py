@@ -1,5 +1,5 @@
 """Vectorised box metrics of SPEC.md §5.4 on padded batches of images."""
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -28,6 +28,45 @@ def pad_boxes(tensors: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     lengths = torch.tensor([len(t) for t in tensors], device=padded.device)
     slots = torch.arange(padded.size(1), device=padded.device)
     valid = slots < lengths[:, None]
+    return padded, valid
+
+
+def pad_segments(values: Tensor,
+                 lengths: Union[Sequence[int], Tensor],
+                 padding_value: float = 0.) -> Tuple[Tensor, Tensor]:
+    """Split a concatenation of per-image tensors into one padded batch.
+
+    The flat counterpart of :func:`pad_boxes`: image i owns the rows
+    ``sum_{k<i} n_k`` to ``sum_{k<=i} n_k - 1`` of ``values``, and
+    ``padded[i, :n_i] = values[rows of i]``. One scatter instead of one copy
+    per image, and none at all when every n_i is the same.
+
+    Args:
+        values (Tensor): The rows of all images one after the other, shape
+            (sum_i n_i, *).
+        lengths (Sequence[int] | Tensor): n_i of each of the N images; may be
+            0, must sum to ``len(values)``.
+        padding_value (float): Value of the padded slots. Defaults to 0.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``padded`` of shape (N, max_i n_i, *) and
+        ``valid``, a bool mask of shape (N, max_i n_i) that is True on the
+        real entries.
+    """
+    counts = lengths.tolist() if isinstance(lengths, Tensor) else lengths
+    if sum(counts) != values.size(0) or min(counts, default=0) < 0:
+        raise ValueError(
+            f'`lengths` must be counts >= 0 that sum to the {values.size(0)} '
+            f'rows of `values`, got {list(counts)}')
+    num, width = len(counts), max(counts, default=0)
+    shape = (num, width) + tuple(values.shape[1:])
+    if values.size(0) == num * width:  # every image has `width` rows
+        return values.reshape(shape), values.new_ones(
+            (num, width), dtype=torch.bool)
+    valid = torch.arange(width, device=values.device) < torch.as_tensor(
+        counts, dtype=torch.long, device=values.device)[:, None]
+    padded = values.new_full(shape, padding_value)
+    padded[valid] = values  # a bool mask fills row-major: image by image
     return padded, valid
 
 
