@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -23,6 +24,9 @@ from mmengine.runner import Runner
 
 import mmdet
 import mmkd
+from mmdet.utils import reduce_mean
+from mmkd.models.losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
+from mmkd.models.utils import dense_predictions
 from mmkd.registry import MODELS
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.testing import scratch_config
@@ -262,6 +266,305 @@ def kdml_det_step(args):
                        'DenseNet-201 -> EfficientNet-B0 + B1')]
 
 
+def _share_row(name, part, whole, target=None, note=''):
+    """Per repetition ``part / whole`` in percent; informational without a target."""
+    shares = [100 * a / b for a, b in zip(part, whole)]
+    value = statistics.median(shares)
+    return dict(name=name, value=value, spread=[min(shares), max(shares)], target=target,
+                unit='%', met=None if target is None else value <= target,
+                detail=f'{1000 * statistics.median(part):.2f} ms / '
+                f'{statistics.median(whole):.3f}s {note}'.strip())
+
+
+def _leaves(tensors):
+    """Detached copies that collect gradients: a term's backward stops at its inputs."""
+    return [t.detach().clone().requires_grad_() for t in tensors]
+
+
+def _repeated(fn, times):
+    """``fn`` run ``times`` times per call: millisecond terms measured above timer noise."""
+    def run():
+        for _ in range(times):
+            fn()
+    return run
+
+
+def _term_fns(model, name, dense, outs, scale):
+    """Forward + backward of each distillation term of ``name`` in a V3 step, from leaf
+    copies of its inputs, computed as ``DetKDMLDistiller._distil`` computes them: decoding
+    of its head outputs, and cls KD, box KD (with the target confidence, which LD shares)
+    and LD against the teacher and each peer."""
+    head, own = model.named_models()[name].bbox_head, dense[name]
+    targets = [dense['teacher']] + [d for n, d in dense.items()
+                                    if n not in ('teacher', name)]
+    levels = [_leaves(level) for level in outs[name]]
+    check = dense_predictions(head, levels)
+    loss = sum({**model._distil(name, 'kd', check, targets[:1], model.kd_weight, scale),
+                **model._distil(name, 'ml', check, targets[1:], model.ml_weight, scale)
+                }.values())
+    upstream = torch.autograd.grad(loss, [check.cls_logits, check.boxes, check.dists])
+    s_cls, s_box, s_dist = _leaves([own.cls_logits, own.boxes, own.dists])
+    confidence = [t.class_probs().detach().flatten(0, 1).max(1).values for t in targets]
+    avg = [reduce_mean(c.sum()) for c in confidence]
+
+    def decode():
+        d = dense_predictions(head, levels)
+        torch.autograd.backward([d.cls_logits, d.boxes, d.dists], upstream)
+
+    def box_kd():
+        losses = []
+        for t in targets:
+            c = t.class_probs().detach().flatten(0, 1).max(1).values
+            losses.append(box_kd_loss((s_box / scale).flatten(0, 1),
+                                      (t.boxes / scale).flatten(0, 1), c, *model.box_weights,
+                                      avg_factor=reduce_mean(c.sum())))
+        sum(losses).backward()
+
+    def cls_kd():
+        sum(sigmoid_kd_loss(s_cls.flatten(0, 1), t.cls_logits.flatten(0, 1),
+                            model.temperature) for t in targets).backward()
+
+    def ld():
+        sum(model.ld_weight * ld_kd_loss(s_dist.flatten(0, 1), t.dists.flatten(0, 1), c,
+                                         model.ld_temperature, avg_factor=a)
+            for t, c, a in zip(targets, confidence, avg)).backward()
+
+    return dict(decode=decode, box_kd=box_kd, cls_kd=cls_kd, ld=ld)
+
+
+def kdml_det_terms(args):
+    """Per model and per term cost of the V3 detection KD+ML step (teacher + 2 students):
+    each model's plain step (forward + det loss + backward + SGD), and the forward +
+    backward of each student's dense decoding, cls KD, box KD and LD (against the teacher
+    and its peer), as shares of that student's plain step; the issue's target: decoding +
+    box KD <= 10 % of a student's plain step."""
+    model, data = _det_model_and_batch(args)
+    model.train()
+    x = model.data_preprocessor(data, True)['inputs']
+    h, w = x.shape[-2:]
+    scale = x.new_tensor([w, h, w, h])
+    detectors = model.named_models()
+    with torch.no_grad():
+        outs = {n: det.bbox_head(det.extract_feat(x)) for n, det in detectors.items()}
+    dense = {n: dense_predictions(detectors[n].bbox_head, o) for n, o in outs.items()}
+    inner = 20
+    contenders = {}
+    for name, det in detectors.items():
+        det.data_preprocessor = model.data_preprocessor  # trained alone, same preprocessing
+        contenders[name] = _train_step_fn(det, data)
+    levels = [_leaves(level) for level in outs['teacher']]
+    # Online, the teacher's decoding is a target only: forward, never a backward.
+    contenders['teacher.decode'] = _repeated(
+        lambda: dense_predictions(model.teacher.bbox_head, levels), inner)
+    students = model.model_names[1:]
+    for name in students:
+        for term, fn in _term_fns(model, name, dense, outs, scale).items():
+            contenders[f'{name}.{term}'] = _repeated(fn, inner)
+    times = _side_by_side(contenders, args.reps)
+    times.update({k: [t / inner for t in v] for k, v in times.items() if '.' in k})
+    setting = f'batch {args.det_batch_size}, {args.det_img_size}px'
+    rows = [dict(name=f'V3 {name} plain step (fwd + det loss + bwd + SGD)', unit='s',
+                 value=statistics.median(times[name]),
+                 spread=[min(times[name]), max(times[name])], target=None, met=None,
+                 detail=setting) for name in model.model_names]
+    rows.append(_share_row('V3 teacher dense decoding (fwd), % of its step',
+                           times['teacher.decode'], times['teacher']))
+    for name in students:
+        both = [a + b for a, b in zip(times[f'{name}.decode'], times[f'{name}.box_kd'])]
+        rows.append(_share_row(f'V3 {name} decoding + box KD, % of plain step', both,
+                               times[name], 10.0, 'fwd+bwd, vs teacher and peer'))
+        for term, label in (('decode', 'dense decoding'), ('box_kd', 'box KD (+ confidence)'),
+                            ('cls_kd', 'cls KD'), ('ld', 'LD')):
+            rows.append(_share_row(f'V3 {name} {label}, % of plain step',
+                                   times[f'{name}.{term}'], times[name]))
+    return rows
+
+
+GFL_BASE = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
+DET_PRE = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
+
+
+def _gfl(depth):
+    """GFL ResNet-``depth`` FPN detector of 1 class, random weights (``init_cfg=None``)."""
+    from mmkd.models.distillers.base_kdml_distiller import resolve_model_cfg
+    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
+    return resolve_model_cfg(dict(base=GFL_BASE, backbone=dict(depth=depth, init_cfg=None),
+                                  neck=dict(in_channels=in_channels),
+                                  bbox_head=dict(num_classes=1)), f'gfl_r{depth}')
+
+
+def _ld_pair(tmp):
+    """mmkd's offline KD (1 student, no ML) and mmdet's LD distiller
+    (``KnowledgeDistillationSingleStageDetector`` + ``LDHead``, as mmdet's
+    ``configs/ld/ld_r18-gflv1-r101_fpn_1x_coco.py``) on one GFL R-50 teacher checkpoint and
+    the same GFL R-18 student weights."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS as MMDET_MODELS
+    teacher_cfg, student_cfg = _gfl(50), _gfl(18)
+    torch.manual_seed(1)
+    teacher = MMDET_MODELS.build(teacher_cfg)
+    teacher.init_weights()
+    ckpt, teacher_file = os.path.join(tmp, 'teacher.pth'), os.path.join(tmp, 'teacher.py')
+    torch.save(dict(state_dict=teacher.state_dict()), ckpt)
+    Config(dict(model=teacher_cfg.to_dict())).dump(teacher_file)
+    torch.manual_seed(0)
+    ours = MODELS.build(dict(type='DetKDMLDistiller', teacher=teacher_cfg,
+                             students=[student_cfg], teacher_mode='offline',
+                             teacher_ckpt=ckpt, ml_weight=0.0, data_preprocessor=DET_PRE))
+    ours.init_weights()
+    ld_cfg = dict(student_cfg, type='KnowledgeDistillationSingleStageDetector',
+                  teacher_config=teacher_file, teacher_ckpt=ckpt, data_preprocessor=DET_PRE)
+    ld_cfg['bbox_head'] = dict(student_cfg['bbox_head'], type='LDHead', loss_ld=dict(
+        type='KnowledgeDistillationKLDivLoss', loss_weight=0.25, T=10))
+    ld_cfg.pop('init_cfg', None)
+    theirs = MMDET_MODELS.build(ld_cfg)
+    theirs.load_state_dict(ours.students[0].state_dict())  # the same student weights
+    theirs.train()  # mmdet's override returns None
+    return ours.train(), theirs
+
+
+def _check_same_student_losses(ours, theirs, data):
+    """The student's own GFL losses agree on the first step (same weights, same batch):
+    QFL equal, GIoU and DFL up to their common normaliser, which mmdet's LDHead does not
+    clamp at 1 as GFLHead does (``Σ`` of the positives' scores, below 1 for a fresh head)."""
+    with torch.no_grad():
+        a = ours(**ours.data_preprocessor(data, True), mode='loss')
+        b = theirs(**theirs.data_preprocessor(data, True), mode='loss')
+    a = {k.split('.', 1)[1]: torch.stack(v).sum() if isinstance(v, list) else v
+         for k, v in a.items()}
+    b = {k: torch.stack(v).sum() for k, v in b.items()}  # per-level lists
+    torch.testing.assert_close(a['loss_cls'], b['loss_cls'])
+    torch.testing.assert_close(a['loss_bbox'] * b['loss_dfl'], b['loss_bbox'] * a['loss_dfl'])
+    return sorted(a), sorted(b)
+
+
+def det_vs_mmdet_ld(args):
+    """mmkd's offline detection KD (GFL R-50 -> R-18, one student, ml_weight=0) over the
+    step of mmdet 3.3's own LD distiller on the same teacher, student and batch."""
+    data = _det_batch(None, args.det_batch_size, args.det_img_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, theirs = _ld_pair(tmp)
+    ours_keys, theirs_keys = _check_same_student_losses(ours, theirs, data)
+    times = _side_by_side({'mmkd': _train_step_fn(ours, data),
+                           'mmdet': _train_step_fn(theirs, data)}, args.reps)
+    return [_ratio_row('offline det KD step / mmdet LD step (GFL R50->R18)', times['mmkd'],
+                       times['mmdet'], 1.10,
+                       f'batch {args.det_batch_size}, {args.det_img_size}px; mmkd '
+                       f'{"+".join(k[5:] for k in ours_keys)} (KD terms on every location) vs '
+                       f'mmdet {"+".join(k[5:] for k in theirs_keys)} (LD on positives)')]
+
+
+def _torch_kdml(model, cfg):
+    """The KD+ML classification step written in plain PyTorch on torchvision networks with
+    the distiller's weights: the same forwards, losses (``KDMLDistiller.loss`` with the
+    config's weights) and one SGD step over every parameter."""
+    import copy
+    import torch.nn.functional as F
+    import torchvision
+    m = cfg.model
+    nets = []
+    for name, net in model.named_models().items():
+        tv = getattr(torchvision.models, net.backbone.arch)(num_classes=net.num_classes)
+        state = {k[len('backbone.'):]: v for k, v in net.state_dict().items()
+                 if k.startswith('backbone.')}
+        state.update({f'fc.{k[len("head."):]}': v for k, v in net.state_dict().items()
+                      if k.startswith('head.')})
+        tv.load_state_dict(state)
+        nets.append(tv.train())
+    mean, std = (copy.deepcopy(model.data_preprocessor.mean),
+                 copy.deepcopy(model.data_preprocessor.std))
+    t2 = m.temperature**2
+
+    def kl(student, target):  # T² · KL(softmax(target / T) ‖ softmax(student / T)), batchmean
+        return F.kl_div(F.log_softmax(student / m.temperature, 1),
+                        F.softmax(target.detach() / m.temperature, 1),
+                        reduction='batchmean') * t2
+
+    def loss(images, flipped, labels):
+        x = torch.where(flipped[:, None, None, None], images.flip(-1), images)
+        x = (x.float() - mean) / std
+        teacher, *students = [net(x) for net in nets]
+        total = F.cross_entropy(teacher, labels)
+        for k, z in enumerate(students):
+            peers = [kl(z, other) for j, other in enumerate(students) if j != k]
+            total = total + (m.cls_weight * F.cross_entropy(z, labels) +
+                             m.kd_weight * kl(z, teacher) +
+                             m.ml_weight * sum(peers) / len(peers))
+        return total
+
+    optim = torch.optim.SGD([p for net in nets for p in net.parameters()], lr=0.01,
+                            momentum=0.9)
+    return loss, optim
+
+
+def _page_faults(fn, faults):
+    """``fn`` that also appends the minor page faults of each call to ``faults``: fresh
+    pages from the OS (memory the allocator gave back) cost time in a step."""
+    def run():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        fn()
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return run
+
+
+def kdml_cls_vs_torch(args):
+    """The KDMLDistiller step (V1, ResNet-152 -> 50 + 34) over the same step written by
+    hand in plain PyTorch (the two total losses agree on the first step): in the usual
+    PyTorch order (zero_grad, backward, step), and, informational, zeroing the gradients
+    after the step as mmengine's ``OptimWrapper.update_params`` does (the gradients freed
+    every step come back from the OS as page faults, which the first order avoids)."""
+    from mmkd.models.data_preprocessors.cls_data_preprocessor import per_sample_uniform_ints
+    cfg, model = _kdml_cls(args)
+    m = cfg.model
+    assert (m.teacher_mode, m.peer_kl_direction, m.data_preprocessor.pad) == (
+        'online', 'peer_to_self', 0), 'the hand-written step assumes these settings'
+    size = args.kdml_img_size
+    g = torch.Generator().manual_seed(0)
+    data = dict(inputs=torch.randint(0, 256, (16, 3, size, size), dtype=torch.uint8,
+                                     generator=g),
+                data_samples=dict(gt_label=torch.randint(0, 2, (16, ), generator=g),
+                                  sample_idx=torch.arange(16)))
+    loss_fn, optim = _torch_kdml(model, cfg)
+    # The preprocessor's flips of this batch (its hash of seed, epoch and sample index).
+    pre = model.data_preprocessor
+    seed = torch.initial_seed() if pre.seed is None else pre.seed
+    flipped = per_sample_uniform_ints(seed % 2**31, pre._epoch(),
+                                      data['data_samples']['sample_idx'], 2, 2).bool()
+    labels = data['data_samples']['gt_label']
+    model.train()
+    with torch.no_grad():  # no graph kept alive while timing
+        ours = sum(model(**model.data_preprocessor(data, True), mode='loss').values()).item()
+        theirs = loss_fn(data['inputs'], flipped, labels).item()
+    assert abs(ours - theirs) <= 1e-4 * abs(ours), (ours, theirs)
+
+    def torch_step():  # the usual PyTorch order
+        loss = loss_fn(data['inputs'], flipped, labels)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+
+    def torch_step_zero_last():  # mmengine's order (OptimWrapper.update_params)
+        loss_fn(data['inputs'], flipped, labels).backward()
+        optim.step()
+        optim.zero_grad()
+
+    rows = []
+    for label, step in (('hand-written PyTorch step', torch_step),
+                        ('same, zero_grad after step', torch_step_zero_last)):
+        faults = {'kdml': [], 'torch': []}
+        times = _side_by_side({'kdml': _page_faults(_train_step_fn(model, data),
+                                                    faults['kdml']),
+                               'torch': _page_faults(step, faults['torch'])}, args.reps)
+        rows.append(_ratio_row(
+            f'KD+ML step / {label} (cls, V1)', times['kdml'], times['torch'],
+            1.05, f'minor page faults/step {statistics.median(faults["kdml"]):.0f} vs '
+            f'{statistics.median(faults["torch"]):.0f}; batch 16, {size}px, ResNet-152 -> '
+            f'50 + 34, first-step losses {ours:.4f} / {theirs:.4f}'))
+    rows[1].update(target=None, met=None)  # informational: the same allocation pattern
+    return rows
+
+
 def _iou_metric_seconds(num_images, reps):
     """Seconds of DetIoUMetric (mIoU + Acc@0.5, COCO AP off) on ``num_images`` images with
     4 models x 100 boxes each, process + compute."""
@@ -421,6 +724,9 @@ CASES = {
     'kdml_cls_step': kdml_cls_step,
     'kdml_cls_val': kdml_cls_val,
     'kdml_det_step': kdml_det_step,
+    'kdml_det_terms': kdml_det_terms,
+    'det_vs_mmdet_ld': det_vs_mmdet_ld,
+    'kdml_cls_vs_torch': kdml_cls_vs_torch,
     'iou_metric_time': iou_metric_time,
     'calibration_metric_time': calibration_metric_time,
     'pskd_allgather': pskd_allgather,
