@@ -49,6 +49,18 @@ EXPECTED = {
 }
 
 
+
+def pycocotools_ap(coco, rows):
+    """AP and AP50 (%) of pycocotools itself for the detections ``rows``
+    ``[image, x, y, w, h, score, label]`` on the ground truth ``coco``."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(np.array(rows)), 'bbox')
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return 100 * ev.stats[0], 100 * ev.stats[1]
+
 def instances(boxes, scores=None):
     boxes = torch.tensor(boxes, dtype=torch.float).reshape(-1, 4)
     inst = InstanceData(bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long))
@@ -190,13 +202,7 @@ def _pycocotools_ap(gt, dets, classes):
             for i, (boxes, scores, labels) in enumerate(dets)
             for (x1, y1, x2, y2), s, lab in zip(boxes.tolist(), scores.tolist(),
                                                 labels.tolist())]
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(np.array(rows)), 'bbox')
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return 100 * ev.stats[0], 100 * ev.stats[1]
+    return pycocotools_ap(coco, rows)
 
 
 def test_coco_ap_keeps_100_boxes_per_image_and_class():
@@ -383,13 +389,7 @@ def _reference_coco_ap(samples, name):
     coco.dataset = dict(images=[dict(id=i, width=300, height=200) for i in range(len(unique))],
                         categories=[dict(id=c, name=n) for c, n in enumerate(REF_CLASSES)],
                         annotations=annotations)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(np.array(rows)), 'bbox')
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return 100 * ev.stats[0], 100 * ev.stats[1]
+    return pycocotools_ap(coco, rows)
 
 
 @pytest.mark.parametrize('with_coco', [False, True])
