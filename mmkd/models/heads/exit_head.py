@@ -163,8 +163,9 @@ class ExitHead(KaimingInitModule):
     """
 
     branches = ('bottleneck', 'attention_sepconv', 'none')
-    # Bottleneck branches of at least this stride run as patch GEMMs (patch_gemm_bottleneck):
-    # faster there on CPU, slower for the smaller strides. 0 turns the GEMM path off.
+    # On the CPU, bottleneck branches of at least this stride run as patch GEMMs
+    # (patch_gemm_bottleneck): faster there, slower for the smaller strides; on other devices
+    # (not measured) the modules run. 0 turns the GEMM path off.
     patch_gemm_min_stride = 8
 
     def __init__(self,
@@ -231,6 +232,6 @@ class ExitHead(KaimingInitModule):
         """The branch's map (B, feat_channels, H / stride, W / stride) of a stage map x."""
         k = self.stride
         if (self.branch_type == 'bottleneck' and 0 < self.patch_gemm_min_stride <= k
-                and x.shape[-2] % k == 0 and x.shape[-1] % k == 0):
+                and x.device.type == 'cpu' and x.shape[-2] % k == 0 and x.shape[-1] % k == 0):
             return patch_gemm_bottleneck(self.branch, x, k)
         return self.branch(x)
