@@ -78,11 +78,14 @@ def _model_from(cfg_path):
     return cfg, model
 
 
-def _cifar_batch(batch_size):
+def _cls_batch(batch_size, size=32, num_classes=100):
+    """A seeded uint8 image batch as the classification dataloaders give it (CIFAR by
+    default)."""
     g = torch.Generator().manual_seed(0)
-    return dict(inputs=torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8,
+    return dict(inputs=torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
                                      generator=g),
-                data_samples=dict(gt_label=torch.randint(0, 100, (batch_size, ), generator=g),
+                data_samples=dict(gt_label=torch.randint(0, num_classes, (batch_size, ),
+                                                         generator=g),
                                   sample_idx=torch.arange(batch_size)))
 
 
@@ -137,7 +140,7 @@ def self_distill_step(args):
     for depth, batch_size in ((18, args.batch_size), (50, args.r50_batch_size)):
         if batch_size <= 0:
             continue
-        data = _cifar_batch(batch_size)
+        data = _cls_batch(batch_size)
         cfg, full = _model_from(SELF_DISTILL_CFGS[depth])
         _, base = _model_from(BASELINE_CFGS[depth])
         plain = _plain_network(cfg)
@@ -174,7 +177,7 @@ def self_distill_exits(args):
     of each exit branch on its stage map (batch as the step), against the plain step, beside
     the exit's share of the plain step's FLOPs and of its saved activations. An exit whose time
     share exceeds its FLOP share is bound by memory traffic, not arithmetic."""
-    data = _cifar_batch(args.batch_size)
+    data = _cls_batch(args.batch_size)
     cfg, full = _model_from(SELF_DISTILL_CFGS[18])
     plain = _plain_network(cfg)
     with torch.no_grad():
@@ -192,14 +195,13 @@ def self_distill_exits(args):
     saved = {name: _saved_bytes(fn) for name, fn in steps.items()}
     times = _side_by_side(steps, args.reps)
     rows = []
-    for name in [n for n in steps if n != 'plain']:
-        head = full.exits[int(name[4:]) - 1]
-        row = _ratio_row(f'{name} branch fwd+bwd / plain R18 step', times[name],
-                         times['plain'], None,
-                         f'{flops[name] / flops["plain"]:.1%} of its FLOPs, '
-                         f'{saved[name] / saved["plain"]:.1%} of its saved activations, '
-                         f'{"patch GEMMs" if head.stride >= head.patch_gemm_min_stride > 0 else "modules"}')
-        rows.append(row)
+    for i, (head, x) in enumerate(zip(full.exits[:-1], maps), 1):
+        name = f'exit{i}'
+        rows.append(_ratio_row(f'{name} branch fwd+bwd / plain R18 step', times[name],
+                               times['plain'], None,
+                               f'{flops[name] / flops["plain"]:.1%} of its FLOPs, '
+                               f'{saved[name] / saved["plain"]:.1%} of its saved activations, '
+                               f'{"patch GEMMs" if head.uses_patch_gemm(x) else "modules"}'))
     return rows
 
 
@@ -279,12 +281,8 @@ def _kdml_cls(args):
 def kdml_cls_step(args):
     """Teacher + 2 students KD+ML step over the sum of the three models' plain steps."""
     cfg, model = _kdml_cls(args)
-    g = torch.Generator().manual_seed(0)
     size = args.kdml_img_size
-    data = dict(inputs=torch.randint(0, 256, (16, 3, size, size), dtype=torch.uint8,
-                                     generator=g),
-                data_samples=dict(gt_label=torch.randint(0, 2, (16, ), generator=g),
-                                  sample_idx=torch.arange(16)))
+    data = _cls_batch(16, size, num_classes=2)
     contenders = {'kdml': _train_step_fn(model, data)}
     for name, net in zip(model.model_names, [model.teacher, *model.students]):
         # The same network trained alone on the same batch (the distiller's preprocessor).
@@ -619,11 +617,7 @@ def kdml_cls_vs_torch(args):
     assert (m.teacher_mode, m.peer_kl_direction, m.data_preprocessor.pad) == (
         'online', 'peer_to_self', 0), 'the hand-written step assumes these settings'
     size = args.kdml_img_size
-    g = torch.Generator().manual_seed(0)
-    data = dict(inputs=torch.randint(0, 256, (16, 3, size, size), dtype=torch.uint8,
-                                     generator=g),
-                data_samples=dict(gt_label=torch.randint(0, 2, (16, ), generator=g),
-                                  sample_idx=torch.arange(16)))
+    data = _cls_batch(16, size, num_classes=2)
     loss_fn, optim = _torch_kdml(model, cfg)
     # The preprocessor's flips of this batch (its hash of seed, epoch and sample index).
     pre = model.data_preprocessor
@@ -756,7 +750,7 @@ def data_throughput(args):
     hub.update_info('max_epochs', 300)
     loader = Runner.build_dataloader(cfg.train_dataloader)
     pipe = [_images_per_second(loader, 8, model.data_preprocessor) for _ in range(args.reps)]
-    step = _side_by_side({'step': _train_step_fn(model, _cifar_batch(128))}, args.reps)['step']
+    step = _side_by_side({'step': _train_step_fn(model, _cls_batch(128))}, args.reps)['step']
     rows.append(dict(name='CIFAR-100 pipeline / model consumption (img/s)', unit='x',
                      value=statistics.median(pipe) * statistics.median(step) / 128,
                      spread=None, target=None, met=None,

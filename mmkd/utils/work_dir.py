@@ -1,4 +1,5 @@
-"""What tools/train.py checks in the work dir before the runner writes anything there."""
+"""What tools/train.py (and tools/test.py) check in the work dir before the runner writes
+anything there."""
 import glob
 import os.path as osp
 import time

@@ -3,7 +3,6 @@ from typing import Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
 
 def pad_boxes(tensors: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -24,11 +23,7 @@ def pad_boxes(tensors: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     if len(tensors) == 0:
         # the trailing shape cannot be inferred from nothing
         raise ValueError('`tensors` must hold at least one tensor')
-    padded = pad_sequence(list(tensors), batch_first=True)
-    lengths = torch.tensor([len(t) for t in tensors], device=padded.device)
-    slots = torch.arange(padded.size(1), device=padded.device)
-    valid = slots < lengths[:, None]
-    return padded, valid
+    return pad_segments(torch.cat(list(tensors)), [len(t) for t in tensors])
 
 
 def pad_segments(values: Tensor,

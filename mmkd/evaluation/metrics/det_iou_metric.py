@@ -201,7 +201,7 @@ class DetIoUMetric(BaseMetric):
                     f'{boxes[-1].shape[0]} boxes, {lengths[-1]} scores and '
                     f'{labels[-1].shape[0]} labels in one image; they must '
                     'be as many')
-        flat_scores = _cat(scores)
+        flat_scores, flat_labels = _cat(scores), _cat(labels)
         kept = np.empty(0, _PRED_DTYPE)
         counts = [0] * len(lengths)
         if len(flat_scores):
@@ -215,7 +215,7 @@ class DetIoUMetric(BaseMetric):
                 # the real boxes fill the first n_s sorted slots
                 idx = (order + offsets[:, None])[valid]
                 seg = torch.repeat_interleave(valid.sum(1))
-                cls = _cat(labels)[idx].unique(return_inverse=True)[1]
+                cls = flat_labels[idx].unique(return_inverse=True)[1]
                 keep = _rank_in_class(seg * (int(cls.max()) + 1) + cls) < \
                     self.keep_per_img
                 idx = idx[keep]
@@ -227,7 +227,7 @@ class DetIoUMetric(BaseMetric):
             kept = np.empty(len(idx), _PRED_DTYPE)
             kept['bboxes'] = _cat(boxes)[idx].float().cpu()
             kept['scores'] = flat_scores[idx].float().cpu()
-            kept['labels'] = _cat(labels)[idx].long().cpu()
+            kept['labels'] = flat_labels[idx].long().cpu()
         ends = list(accumulate(counts))
         return [kept[a:b] for a, b in zip([0] + ends[:-1], ends)]
 

@@ -228,10 +228,14 @@ class ExitHead(KaimingInitModule):
         pooled_feat = feat_map.mean((2, 3))
         return self.fc(pooled_feat), pooled_feat, feat_map
 
+    def uses_patch_gemm(self, x: Tensor) -> bool:
+        """Whether the branch runs as :func:`patch_gemm_bottleneck` on the stage map x."""
+        k = self.stride
+        return (self.branch_type == 'bottleneck' and 0 < self.patch_gemm_min_stride <= k
+                and x.device.type == 'cpu' and x.shape[-2] % k == 0 and x.shape[-1] % k == 0)
+
     def forward_branch(self, x: Tensor) -> Tensor:
         """The branch's map (B, feat_channels, H / stride, W / stride) of a stage map x."""
-        k = self.stride
-        if (self.branch_type == 'bottleneck' and 0 < self.patch_gemm_min_stride <= k
-                and x.device.type == 'cpu' and x.shape[-2] % k == 0 and x.shape[-1] % k == 0):
-            return patch_gemm_bottleneck(self.branch, x, k)
+        if self.uses_patch_gemm(x):
+            return patch_gemm_bottleneck(self.branch, x, self.stride)
         return self.branch(x)
