@@ -5,10 +5,10 @@ PY := .venv/bin/python
 # the bundled Kvasir-SEG-format sample (96 training / 48 validation images). The options only
 # shrink the run for 2 CPU cores and no internet: random initialisation (--from-scratch; the
 # config's recipe starts from ImageNet weights), 96 px images, batch 4, 10 epochs with a
-# 20-iteration warm-up, validation at the end only, and low-scoring boxes kept (score_thr
-# 0.001 instead of mmdet's 0.05, since short runs from scratch leave every score low and the
-# IoU metric scores the top box of each image). Without them the config is the recipe for the
-# real dataset.
+# 20-iteration warm-up, KD and ML ramped in over 2 epochs (the recipe: 6 of 30), validation
+# at the end only, and low-scoring boxes kept (score_thr 0.001 instead of mmdet's 0.05, since
+# short runs from scratch leave every score low and the IoU metric scores the top box of each
+# image). Without them the config is the recipe for the real dataset.
 KVASIR_CFG ?= configs/kvasir_kdml_v3.py
 KVASIR_DIR ?= work_dirs/kvasir_demo
 DEMO_EPOCHS ?= 10
@@ -20,7 +20,7 @@ KVASIR_SAMPLE_OPTS := --data-root data/kvasir_sample --from-scratch --cfg-option
 	model.teacher.test_cfg.score_thr=0.001 model.students.0.test_cfg.score_thr=0.001 \
 	model.students.1.test_cfg.score_thr=0.001
 KVASIR_TRAIN_OPTS := train_cfg.max_epochs=$(DEMO_EPOCHS) train_cfg.val_interval=$(DEMO_EPOCHS) \
-	param_scheduler.0.end=20 default_hooks.logger.interval=6
+	param_scheduler.0.end=20 default_hooks.logger.interval=6 custom_hooks.0.end=2
 COMPARE_DIR ?= work_dirs/kvasir_compare
 SEEDS ?= 0 1 2
 

@@ -1,6 +1,6 @@
 _base_ = [
     './_base_/datasets/kvasir_seg.py', './_base_/schedules/sgd_30e_kvasir.py',
-    './_base_/default_runtime.py'
+    './_base_/schedules/distill_ramp.py', './_base_/default_runtime.py'
 ]
 # Paper B Table 1 V1 on Kvasir-SEG polyp detection, online KD + mutual learning:
 # resnet152 teacher -> resnet50 + resnet34 students, each an mmdet GFL detector (FPN strides

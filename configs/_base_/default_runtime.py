@@ -9,6 +9,9 @@ custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 # set default_hooks.checkpoint.backend_args to that storage's backend.
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
                                      backend_args=dict(backend='atomic_local')))
+# Under DDP, mmengine's wrapper with the step of a distiller whose models each have their own
+# optimiser (PerModelOptimWrapperConstructor); any other model steps as with mmengine's.
+model_wrapper_cfg = dict(type='DistillerDistributedDataParallel')
 # No fixed visualizer name: mmengine reuses an instance by name, so several runs in one
 # process would otherwise all log into the first run's vis_data.
 visualizer = dict(

@@ -1,6 +1,6 @@
 _base_ = [
     '../_base_/datasets/kvasir_seg.py', '../_base_/schedules/sgd_30e_kvasir.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/distill_ramp.py', '../_base_/default_runtime.py'
 ]
 # Paper B's detection KD + ML (DetKDMLDistiller, online GFL teacher -> two GFL students, NMS
 # max-ensemble) on the Fashion-MNIST detection set: real articles placed on a texture, written
@@ -60,3 +60,5 @@ val_dataloader = dict(batch_size=16, dataset=dict(data_root=data_root, pipeline=
 test_dataloader = val_dataloader
 param_scheduler = [dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=30)]
 train_cfg = dict(max_epochs=6, val_interval=6)
+# KD and ML weights ramped in over the first epoch.
+custom_hooks = [dict(type='DistillScheduleHook', ramp='linear', begin=0, end=1, by_epoch=True)]

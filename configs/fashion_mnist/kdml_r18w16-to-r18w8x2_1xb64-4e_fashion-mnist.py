@@ -1,6 +1,6 @@
 _base_ = [
     '../_base_/datasets/fashion_mnist.py', '../_base_/schedules/sgd_30e_kdml.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/distill_ramp.py', '../_base_/default_runtime.py'
 ]
 # Paper B's classification KD + ML (online, one teacher -> two students, max-ensemble) on
 # Fashion-MNIST, sized for 2 CPU cores: a CIFAR ResNet-18 of base width 16 teaches two of width
@@ -31,3 +31,5 @@ train_dataloader = dict(batch_size=64, dataset=dict(subset_size=6000, subset_see
 optim_wrapper = dict(optimizer=dict(lr=0.04))
 auto_scale_lr = dict(base_batch_size=64)
 train_cfg = dict(max_epochs=4, val_interval=4)
+# KD and ML weights ramped in over the first epoch (a quarter of the run).
+custom_hooks = [dict(type='DistillScheduleHook', ramp='linear', begin=0, end=1, by_epoch=True)]

@@ -5,3 +5,5 @@ _base_ = './kdml_r152-to-vgg16-vgg19_1xb16-30e_msi.py'
 model = dict(
     teacher_mode='offline',
     teacher_ckpt='work_dirs/classifier_r152_1xb16-30e_msi/epoch_30.pth')
+# A trained teacher: distil at full weight from the first iteration (no ramp).
+custom_hooks = []

@@ -1,6 +1,7 @@
 _base_ = [
     '../_base_/models/kdml_v3_cifar100.py', '../_base_/datasets/cifar100.py',
-    '../_base_/schedules/sgd_30e_kdml.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/sgd_30e_kdml.py', '../_base_/schedules/distill_ramp.py',
+    '../_base_/default_runtime.py'
 ]
 # Paper B Table 1 V3, online KD + ML: teacher and students train together.
 train_dataloader = dict(batch_size=16)

@@ -1,6 +1,6 @@
 _base_ = [
     '../_base_/datasets/kvasir_seg.py', '../_base_/schedules/sgd_30e_kvasir.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/distill_ramp.py', '../_base_/default_runtime.py'
 ]
 # Paper B V1 in its own setting: classification backbones regressing one box + confidence
 # per image (SPEC §5.3 mode R), online KD + ML in box space (L1 + 1 - GIoU), alpha/beta/gamma

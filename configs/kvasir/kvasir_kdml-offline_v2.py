@@ -5,3 +5,5 @@ _base_ = '../kvasir_kdml_v2.py'
 model = dict(
     teacher_mode='offline',
     teacher_ckpt='work_dirs/kvasir_det-teacher_r152/epoch_30.pth')
+# A trained teacher: distil at full weight from the first iteration (no ramp).
+custom_hooks = []

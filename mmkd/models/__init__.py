@@ -7,3 +7,4 @@ from .detectors import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .test_time_augs import *  # noqa: F401,F403
+from .wrappers import *  # noqa: F401,F403

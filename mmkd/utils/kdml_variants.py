@@ -17,9 +17,15 @@ VARIANTS = (('alone', 'students alone'), ('kd', 'KD'), ('ml', 'ML'),
             ('kdml', 'KD + ML (On)'), ('kdml-offline', 'KD + ML (Off)'))
 
 
-def _with_model(cfg: Config, model: dict) -> Config:
+def _with_model(cfg: Config, model: dict, ramp: bool = True) -> Config:
+    """``cfg`` with another model; ``ramp=False`` drops the KD/ML ramp
+    (``DistillScheduleHook``): a model trained alone has nothing to ramp, and an offline
+    teacher is already trained."""
     out = copy.deepcopy(cfg)
     out.model = model
+    if not ramp:
+        out.custom_hooks = [h for h in out.get('custom_hooks', [])
+                            if str(h.get('type')).split('.')[-1] != 'DistillScheduleHook']
     return out
 
 
@@ -40,14 +46,15 @@ def variant_configs(cfg: Config) -> Dict[str, Config]:
     teacher = resolve_model_cfg(model.teacher, 'model.teacher')
     if model.get('data_preprocessor') is not None:
         teacher['data_preprocessor'] = copy.deepcopy(model.data_preprocessor)
-    out = {'teacher': _with_model(cfg, teacher)}
+    out = {'teacher': _with_model(cfg, teacher, ramp=False)}
     name_lone_model(out['teacher'], 'teacher')
     out['alone'] = _with_model(cfg, dict(model, teacher=None, ml_weight=0.0))
     out['kd'] = _with_model(cfg, dict(model, ml_weight=0.0))
     out['ml'] = _with_model(cfg, dict(model, teacher=None))
     out['kdml'] = _with_model(cfg, dict(model))
     out['kdml-offline'] = _with_model(cfg, dict(model, teacher_mode='offline',
-                                                teacher_ckpt='<teacher run of the same seed>'))
+                                                teacher_ckpt='<teacher run of the same seed>'),
+                                      ramp=False)
     return out
 
 

@@ -62,7 +62,9 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
     cfg.env_cfg = {**cfg.get('env_cfg', {}), 'dist_cfg': dict(backend='gloo')}
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+    # The configured wrapper (mmkd's runtime: DistillerDistributedDataParallel) on CPU.
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
     os.environ.setdefault('LOCAL_RANK', '0')
 
 

@@ -8,6 +8,7 @@ order. The distiller needs no ``find_unused_parameters``: DDP's default (False) 
 next step when a parameter got no gradient, and each rank takes two steps.
 """
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -76,7 +77,8 @@ def test_trains_without_unused_parameters(runs):
     # The wrapper tools/train.py configures on CPU, with DDP's default
     # find_unused_parameters=False (the logged config would name it otherwise).
     out = runs['ddp_output']
-    assert "model_wrapper_cfg = dict(device_ids=None, type='MMDistributedDataParallel')" in out
+    assert re.search(r"model_wrapper_cfg = dict\(\s*device_ids=None, "
+                     r"type='DistillerDistributedDataParallel'\)", out)
     assert 'find_unused_parameters' not in out
     assert len(runs['rank0']['iters']) == len(runs['rank1']['iters']) == 2
     keys = parameters(runs['rank0'])

@@ -1,7 +1,11 @@
 # Paper B's optimiser (SGD, lr 0.01, momentum 0.9, batch 16, L2 weight decay). Epochs, decay
 # value and the short linear warm-up (which keeps randomly initialised detection heads from
 # diverging in the first iterations) are our choice: the paper does not give them.
+# One optimiser wrapper per model of a distiller (PerModelOptimWrapperConstructor): teacher and
+# each student clip their own gradients, so one model's large gradient never shrinks another
+# model's step (a single model gets one wrapper, as with mmengine's default constructor).
 optim_wrapper = dict(
+    constructor='PerModelOptimWrapperConstructor',
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
     clip_grad=dict(max_norm=35, norm_type=2))

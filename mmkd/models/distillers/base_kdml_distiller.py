@@ -1,12 +1,14 @@
 import copy
+from contextlib import ExitStack
 from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 from mmengine.model import BaseModel, ModuleList
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.runner.checkpoint import _load_checkpoint
-from torch import nn
+from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..utils import FiniteLossMixin
@@ -57,6 +59,17 @@ class BaseKDMLDistiller(FiniteLossMixin, BaseModel):
     The teacher is a registered submodule either way, so its weights are in every checkpoint
     and a resumed or exported run needs nothing else.
 
+    **Each model optimised on its own.** With ``PerModelOptimWrapperConstructor`` the runner's
+    optimiser is an ``OptimWrapperDict`` with one wrapper per trainable model
+    (:meth:`trainable_models`: an online teacher and every student), and :meth:`train_step`
+    backpropagates each model's own loss (the keys ``{model}.…``) and steps each wrapper
+    with its own ``clip_grad``, lr, weight decay and AMP loss scale, so that no model's
+    gradient changes another model's update. A single ``OptimWrapper`` still works (one
+    optimiser, one clip over all models: mmengine's default step).
+
+    ``distill_factor`` (1.0) multiplies the KD and ML weights β and γ;
+    :class:`DistillScheduleHook` ramps it in at the start of training.
+
     Args:
         students (list[dict | str]): K ≥ 1 student model configs (dicts or config files).
         teacher (dict | str, optional): Teacher model config; None trains the students by
@@ -99,6 +112,7 @@ class BaseKDMLDistiller(FiniteLossMixin, BaseModel):
         if predict_on not in names:
             raise ValueError(f'model.predict_on must be one of {names}, got {predict_on!r}')
         self.predict_on = predict_on
+        self.distill_factor = 1.0
 
     @property
     def offline(self) -> bool:
@@ -117,6 +131,71 @@ class BaseKDMLDistiller(FiniteLossMixin, BaseModel):
         """``{'teacher': …, 'student0': …, …}`` in that order (no teacher in ML-only runs)."""
         teacher = [] if self.teacher is None else [self.teacher]
         return dict(zip(self.model_names, teacher + list(self.students)))
+
+    def trainable_models(self) -> Dict[str, nn.Module]:
+        """The models an optimiser updates, by name: an online teacher and every student
+        (an offline teacher is frozen). ``PerModelOptimWrapperConstructor`` gives each its
+        own optimiser wrapper; every trainable parameter must belong to exactly one."""
+        return {name: model for name, model in self.named_models().items()
+                if not (name == 'teacher' and self.offline)}
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            return self.step_per_model(self, data, optim_wrapper)
+        return super().train_step(data, optim_wrapper)
+
+    def step_per_model(self, forward_module: nn.Module, data: Union[dict, tuple, list],
+                       optim_wrapper: OptimWrapperDict) -> Dict[str, Tensor]:
+        """One training step with one optimiser wrapper per model.
+
+        One forward pass of every model on the batch; then each model's loss (the sum of its
+        ``{model}.*loss*`` terms) is backpropagated through its own wrapper (its loss scale
+        and gradient-accumulation factor), and only when every backward pass has run is each
+        wrapper stepped (its own ``clip_grad``) and zeroed. Targets are detached, so each
+        backward reaches one model's parameters only; stepping after all of them keeps DDP's
+        gradient all-reduce, which completes with the last backward pass, before any update.
+
+        Args:
+            forward_module (nn.Module): ``self``, or the DDP wrapper around it (the forward
+                pass must go through DDP).
+            data: A batch from the dataloader.
+            optim_wrapper (OptimWrapperDict): One wrapper per name of
+                :meth:`trainable_models`.
+
+        Returns:
+            dict: The log variables (``loss`` is the sum over models, as with one wrapper).
+        """
+        names = list(self.trainable_models())
+        if sorted(optim_wrapper.keys()) != sorted(names):
+            raise ValueError(f'optim_wrapper holds wrappers for {sorted(optim_wrapper.keys())}, '
+                             f'but the trainable models are {names}: build it with '
+                             "optim_wrapper.constructor='PerModelOptimWrapperConstructor'")
+        wrappers = {name: optim_wrapper[name] for name in names}
+        with ExitStack() as stack:
+            for wrapper in wrappers.values():  # autocast (AMP) and DDP's no_sync
+                stack.enter_context(wrapper.optim_context(forward_module))
+            data = self.data_preprocessor(data, True)
+            losses = forward_module._run_forward(data, mode='loss')
+        _, log_vars = self.parse_losses(losses)  # the sum, checked finite, is logged
+        own = {name: [] for name in names}
+        for key, value in log_vars.items():
+            if key == 'loss' or 'loss' not in key:
+                continue
+            name = key.split('.', 1)[0]
+            if name not in own:
+                raise KeyError(f'loss {key!r} belongs to none of the trainable models {names}')
+            own[name].append(value)
+        for name, wrapper in wrappers.items():
+            if not own[name]:
+                raise KeyError(f'no loss term of {name} among {list(log_vars)}: every '
+                               'trainable model needs a loss of its own')
+            wrapper.backward(wrapper.scale_loss(sum(own[name])))
+        for wrapper in wrappers.values():
+            if wrapper.should_update():
+                wrapper.step()
+                wrapper.zero_grad()
+        return log_vars
 
     def check_mutual_learning(self, ml_weight: float) -> None:
         if ml_weight > 0 and self.num_students < 2:

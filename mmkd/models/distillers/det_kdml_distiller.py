@@ -1,3 +1,4 @@
+from contextlib import nullcontext
 from typing import Dict, List, Optional
 
 import torch
@@ -11,6 +12,7 @@ from mmkd.utils.scope_check import check_mmkd_prefixes
 from ..losses import box_kd_loss, kd_kl_div_loss, ld_kd_loss, sigmoid_kd_loss
 from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
                      dense_predictions, unsupported_reason)
+from ..utils.positive_locations import positives_unsupported, record_positives
 from ..utils.settings_check import check_model_settings
 
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg, resolve_model_cfg
@@ -18,6 +20,7 @@ from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg, resolve_model_cfg
 # Head settings that must agree for location-wise distillation, read when present.
 _GEOMETRY = ('cls_out_channels', 'use_sigmoid_cls', 'num_base_priors', 'reg_max',
              'norm_on_bbox')
+BOX_REGIONS = ('positive', 'confident', 'topk', 'all')
 _PRIORS = ('strides', 'offset', 'center_offset', 'ratios', 'scales', 'octave_base_scale',
            'scales_per_octave', 'base_sizes', 'base_anchors')
 
@@ -96,10 +99,16 @@ class DetKDMLDistiller(BaseKDMLDistiller):
 
     Teacher and students are one-stage detectors of one head family (GFL, FCOS, ATSS or
     RetinaNet) with the same strides, priors and classes, each with its own backbone. For
-    student k and a target detector τ (the teacher, or a detached peer), at every location n:
-    ``D(k, τ) = sigmoid_kd(z_k, z_τ) + box_kd(b_k, b_τ; w = max_c σ(z_τ))
-    [+ ld_weight · LD(d_k, d_τ)]`` (LD only for GFL heads), and
-    ``L_k = det_weight·L_det(k) + β·D(k, teacher) + γ/(K−1)·Σ_{k'≠k} D(k, k')``.
+    student k and a target detector τ (the teacher, or a detached peer):
+    ``D(k, τ) = sigmoid_kd(z_k, z_τ) + box_kd(b_k, b_τ; w) [+ ld_weight · LD(d_k, d_τ; w)]``
+    (LD only for GFL heads), the class term at every location n, the box and LD terms
+    weighted by ``w_n = r_n · max_c σ(z_τ,n)``, where the region ``r`` (``box_region``) keeps
+    the locations where the target's box is informative: ``'positive'`` the locations student
+    k's own assigner made positive in this step (LD's main region), ``'confident'`` those with
+    target confidence ≥ ``box_region_thr``, ``'topk'`` the ``box_region_topk`` most confident
+    target locations of each image, ``'all'`` every location. Then
+    ``L_k = det_weight·L_det(k) + s·β·D(k, teacher) + s·γ/(K−1)·Σ_{k'≠k} D(k, k')`` with
+    ``s = distill_factor`` (1, or ramped in by :class:`DistillScheduleHook`).
     An online teacher adds its own ``L_det``. Keys: ``teacher.loss_*`` (mmdet's head losses),
     ``student{k}.loss_*``, ``student{k}.loss_kd_cls|box|ld``, ``student{k}.loss_ml_cls|box|ld``.
 
@@ -123,6 +132,10 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         box_giou_weight (float): λ_g of the box KD. Defaults to 2.0.
         ld_weight (float): Weight of LD for GFL heads. Defaults to 0.25.
         ld_temperature (float): LD temperature. Defaults to 10.0.
+        box_region (str): Where boxes (and LD) are distilled: 'positive', 'confident',
+            'topk' or 'all' (see above). Defaults to 'positive'.
+        box_region_thr (float): Target confidence threshold of 'confident'. Defaults to 0.5.
+        box_region_topk (int): Locations per image of 'topk'. Defaults to 9.
         ensemble (str): 'nms' or 'wbf'. Defaults to 'nms'.
         ensemble_iou_thr (float): IoU threshold of the ensemble. Defaults to 0.5.
         predict_on (str): 'ensemble', 'teacher' or 'student{k}'. Defaults to 'ensemble'.
@@ -144,6 +157,9 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                  box_giou_weight: float = 2.0,
                  ld_weight: float = 0.25,
                  ld_temperature: float = 10.0,
+                 box_region: str = 'positive',
+                 box_region_thr: float = 0.5,
+                 box_region_topk: int = 9,
                  ensemble: str = 'nms',
                  ensemble_iou_thr: float = 0.5,
                  predict_on: str = 'ensemble',
@@ -169,7 +185,22 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.check_mutual_learning(ml_weight)
         if ensemble not in ('nms', 'wbf'):
             raise ValueError(f"model.ensemble must be 'nms' or 'wbf', got {ensemble!r}")
+        if box_region not in BOX_REGIONS:
+            raise ValueError(f'model.box_region must be one of {BOX_REGIONS}, got '
+                             f'{box_region!r}')
+        if not 0 <= box_region_thr <= 1:
+            raise ValueError(f'model.box_region_thr must be in [0, 1], got {box_region_thr}')
+        if int(box_region_topk) != box_region_topk or box_region_topk < 1:
+            raise ValueError(f'model.box_region_topk must be an integer >= 1, got '
+                             f'{box_region_topk}')
         self._check_geometry()
+        if box_region == 'positive':
+            for k, student in enumerate(self.students):
+                reason = positives_unsupported(student.bbox_head)
+                if reason is not None:
+                    raise ValueError(f"model.box_region='positive' needs each student's "
+                                     f'assignment, but {reason} (model.students[{k}]): use '
+                                     "box_region='confident', 'topk' or 'all'")
         for det in self.named_models().values():
             # mmdet 3.3's SSDHead never sets loss_cls, which its own predict path reads
             # (BaseDenseHead._predict_by_feat_single): without this, SSD cannot predict.
@@ -179,6 +210,8 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.temperature, self.ld_weight, self.ld_temperature = (temperature, ld_weight,
                                                                  ld_temperature)
         self.box_weights = (box_l1_weight, box_giou_weight)
+        self.box_region, self.box_region_thr = box_region, box_region_thr
+        self.box_region_topk = int(box_region_topk)
         self.ensemble, self.ensemble_iou_thr = ensemble, ensemble_iou_thr
 
     def _check_geometry(self) -> None:
@@ -227,25 +260,35 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
         h, w = inputs.shape[-2:]
         scale = inputs.new_tensor([w, h, w, h])
-        losses, dense = {}, {}
+        losses, dense, positives = {}, {}, {}
         for name, det in self.named_models().items():
             if name == 'teacher' and self.offline:
                 with torch.no_grad():
                     _, dense[name] = self._run(det, inputs)
                 continue
             outs, dense[name] = self._run(det, inputs)
-            det_losses = det.bbox_head.loss_by_feat(*outs, gt_instances, img_metas, gt_ignore)
+            # A student's positives are read from its own assignment as its loss makes it.
+            record = (record_positives(det.bbox_head, len(data_samples))
+                      if name != 'teacher' and self.box_region == 'positive' else nullcontext())
+            with record as found:
+                det_losses = det.bbox_head.loss_by_feat(*outs, gt_instances, img_metas,
+                                                        gt_ignore)
+            if found is not None:
+                positives[name] = found.mask
             weight = 1.0 if name == 'teacher' else self.det_weight
             losses.update(self.prefixed(name, self._scaled(det_losses, weight)))
         students = [f'student{k}' for k in range(self.num_students)]
+        kd_weight = self.distill_factor * self.kd_weight
+        ml_weight = self.distill_factor * self.ml_weight
         for name in students:
+            region = positives.get(name)
             if self.teacher is not None and self.kd_weight > 0:
                 losses.update(self._distil(name, 'kd', dense[name], [dense['teacher']],
-                                           self.kd_weight, scale))
+                                           kd_weight, scale, region))
             if self.ml_weight > 0:
                 peers = [dense[p] for p in students if p != name]
-                losses.update(self._distil(name, 'ml', dense[name], peers, self.ml_weight,
-                                           scale))
+                losses.update(self._distil(name, 'ml', dense[name], peers, ml_weight, scale,
+                                           region))
         return losses
 
     @staticmethod
@@ -256,8 +299,34 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         return {k: [x * weight for x in v] if isinstance(v, list) else v * weight
                 for k, v in losses.items()}
 
+    def box_weights_of(self, target: DensePredictions,
+                       positives: Optional[Tensor] = None) -> Tensor:
+        """(B, N) weights of the box and LD terms: the target's confidence
+        ``max_c p_τ(c)`` inside the region ``box_region`` selects, 0 elsewhere.
+
+        Args:
+            target (DensePredictions): The target detector's predictions.
+            positives (Tensor, optional): (B, N) bool, the student's positive locations
+                (needed by ``box_region='positive'``).
+        """
+        confidence = target.class_probs().detach().max(-1).values
+        if self.box_region == 'all':
+            return confidence
+        if self.box_region == 'positive':
+            if positives is None:
+                raise RuntimeError("box_region='positive' needs the student's positives")
+            region = positives
+        elif self.box_region == 'confident':
+            region = confidence >= self.box_region_thr
+        else:  # 'topk'
+            k = min(self.box_region_topk, confidence.shape[1])
+            region = torch.zeros_like(confidence, dtype=torch.bool).scatter_(
+                1, confidence.topk(k, dim=1).indices, True)
+        return confidence * region
+
     def _distil(self, name: str, kind: str, student: DensePredictions,
-                targets: List[DensePredictions], weight: float, scale: Tensor) -> dict:
+                targets: List[DensePredictions], weight: float, scale: Tensor,
+                positives: Optional[Tensor] = None) -> dict:
         """``weight/len(targets) · Σ_targets D(student, target)``, one key per term."""
         terms = {'cls': [], 'box': [], 'ld': []}
         s_cls = student.cls_logits.flatten(0, 1)
@@ -266,16 +335,17 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         cls_kd = sigmoid_kd_loss if student.use_sigmoid else kd_kl_div_loss
         for target in targets:
             t_cls = target.cls_logits.flatten(0, 1)
-            confidence = target.class_probs().detach().flatten(0, 1).max(1).values
-            # Normalised by the confidence mass averaged over DDP ranks (mmdet's reduce_mean
-            # convention), so that the gradient does not depend on how a batch is split.
-            avg = reduce_mean(confidence.sum())
+            box_weight = self.box_weights_of(target, positives).flatten(0, 1)
+            # Normalised by the weight mass averaged over DDP ranks (mmdet's reduce_mean
+            # convention), so that the gradient does not depend on how a batch is split;
+            # a batch without any location in the region gives 0 (clamped denominator).
+            avg = reduce_mean(box_weight.sum())
             terms['cls'].append(cls_kd(s_cls, t_cls, self.temperature))
             terms['box'].append(box_kd_loss(s_box, (target.boxes / scale).flatten(0, 1),
-                                            confidence, *self.box_weights, avg_factor=avg))
+                                            box_weight, *self.box_weights, avg_factor=avg))
             if student.dists is not None and self.ld_weight > 0:
                 terms['ld'].append(self.ld_weight * ld_kd_loss(
-                    student.dists.flatten(0, 1), target.dists.flatten(0, 1), confidence,
+                    student.dists.flatten(0, 1), target.dists.flatten(0, 1), box_weight,
                     self.ld_temperature, avg_factor=avg))
         return {f'{name}.loss_{kind}_{term}': weight * sum(values) / len(values)
                 for term, values in terms.items() if values}

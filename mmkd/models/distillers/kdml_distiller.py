@@ -18,11 +18,13 @@ class KDMLDistiller(BaseKDMLDistiller):
 
     For student k with logits ``z_k``, teacher logits ``z_t``, ``p^T = softmax(z/T)``:
     ``L_k = α·CE(y, z_k) + β·T²·KL(sg p_t^T ‖ p_k^T)
-    + γ·T²·1/(K−1)·Σ_{k'≠k} KL(sg p_{k'}^T ‖ p_k^T)`` (``peer_kl_direction='peer_to_self'``,
+    + γ·T²·1/(K−1)·Σ_{k'≠k} KL(sg p_{k'}^T ‖ p_k^T)`` (β and γ times ``distill_factor``,
+    1 unless :class:`DistillScheduleHook` ramps it; ``peer_kl_direction='peer_to_self'``,
     the DML convention; ``'self_to_peer'`` uses ``KL(p_k^T ‖ sg p_{k'}^T)``). An online teacher
     adds ``CE(y, z_t)``. All models take one forward pass on the same batch and are updated in
-    one optimiser step (peers see each other's pre-update predictions). KD only: ``ml_weight=0``;
-    ML only: ``teacher=None``.
+    the same step (peers see each other's pre-update predictions), each by its own optimiser
+    with ``PerModelOptimWrapperConstructor``. KD only: ``ml_weight=0``; ML only:
+    ``teacher=None``.
 
     Loss keys: ``teacher.loss_cls`` (online), ``student{k}.loss_cls``, ``student{k}.loss_kd``,
     ``student{k}.loss_ml``. ``predict`` returns the softmax of every model and of the ensemble:
@@ -118,16 +120,18 @@ class KDMLDistiller(BaseKDMLDistiller):
         if self.teacher is not None and not self.offline:
             losses['teacher.loss_cls'] = F.cross_entropy(logits['teacher'], labels)
         students = [logits[f'student{k}'] for k in range(self.num_students)]
+        kd_weight = self.distill_factor * self.kd_weight
+        ml_weight = self.distill_factor * self.ml_weight
         for k, z in enumerate(students):
             name = f'student{k}'
             losses[f'{name}.loss_cls'] = self.cls_weight * F.cross_entropy(z, labels)
             if self.teacher is not None and self.kd_weight > 0:
-                losses[f'{name}.loss_kd'] = self.kd_weight * self._kl(z, logits['teacher'],
-                                                                      peer=False)
+                losses[f'{name}.loss_kd'] = kd_weight * self._kl(z, logits['teacher'],
+                                                                 peer=False)
             if self.ml_weight > 0:
                 peers = [self._kl(z, other, peer=True)
                          for j, other in enumerate(students) if j != k]
-                losses[f'{name}.loss_ml'] = self.ml_weight * sum(peers) / len(peers)
+                losses[f'{name}.loss_ml'] = ml_weight * sum(peers) / len(peers)
         return losses
 
     def ensemble_probs(self, student_probs: List[Tensor]) -> Tensor:

@@ -19,7 +19,8 @@ class SingleBoxKDMLDistiller(BaseKDMLDistiller):
 
     With ``D(a, b) = L1(a, b) + (1 − GIoU(a, b))`` on normalised boxes:
     ``L_k = α·D(b_k, g) + β·D(b_k, sg b_t) + γ/(K−1)·Σ_{k'≠k} D(b_k, sg b_{k'})`` plus each
-    model's confidence loss; an online teacher adds ``D(b_t, g)``. Keys: ``{model}.loss_box``,
+    model's confidence loss (β, γ times ``distill_factor``, see :class:`BaseKDMLDistiller`);
+    an online teacher adds ``D(b_t, g)``. Keys: ``{model}.loss_box``,
     ``{model}.loss_conf``, ``student{k}.loss_kd_box``, ``student{k}.loss_ml_box``. The
     ensemble keeps, per image, the most confident student's box (pooled class-wise NMS).
 
@@ -78,15 +79,17 @@ class SingleBoxKDMLDistiller(BaseKDMLDistiller):
             losses.update(self.prefixed(name, model.own_losses(*outs[name], data_samples,
                                                                weight)))
         students = [f'student{k}' for k in range(self.num_students)]
+        kd_weight = self.distill_factor * self.kd_weight
+        ml_weight = self.distill_factor * self.ml_weight
         for name in students:
             boxes = outs[name][0]
             if self.teacher is not None and self.kd_weight > 0:
-                losses[f'{name}.loss_kd_box'] = self.kd_weight * box_distance(
+                losses[f'{name}.loss_kd_box'] = kd_weight * box_distance(
                     boxes, outs['teacher'][0].detach()).mean()
             if self.ml_weight > 0:
                 peers = [box_distance(boxes, outs[p][0].detach()).mean()
                          for p in students if p != name]
-                losses[f'{name}.loss_ml_box'] = self.ml_weight * sum(peers) / len(peers)
+                losses[f'{name}.loss_ml_box'] = ml_weight * sum(peers) / len(peers)
         return losses
 
     @torch.no_grad()

@@ -4,6 +4,8 @@ from torch import Tensor
 
 from mmdet.structures.bbox import bbox_overlaps
 
+from .precision import upcast
+
 
 def box_distance(boxes: Tensor, target_boxes: Tensor, l1_weight: float = 1.0,
                  giou_weight: float = 1.0) -> Tensor:
@@ -40,7 +42,9 @@ def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
     if student_boxes.shape != target_boxes.shape or student_boxes.shape[:-1] != weight.shape:
         raise ValueError(f'boxes {tuple(student_boxes.shape)} / {tuple(target_boxes.shape)} '
                          f'and weight {tuple(weight.shape)} do not match')
-    per_box = box_distance(student_boxes, target_boxes.detach(), l1_weight, giou_weight)
-    weight = weight.detach()
+    # fp32 under autocast too: normalised coordinates differ in the third decimal.
+    per_box = box_distance(upcast(student_boxes), upcast(target_boxes.detach()), l1_weight,
+                           giou_weight)
+    weight = upcast(weight.detach())
     denominator = weight.sum() if avg_factor is None else avg_factor
     return (per_box * weight).sum() / denominator.clamp(min=1e-6)

@@ -1,6 +1,8 @@
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import upcast
+
 
 def kd_kl_div_loss(student_logits: Tensor,
                    teacher_logits: Tensor,
@@ -11,7 +13,7 @@ def kd_kl_div_loss(student_logits: Tensor,
     ``L = T² · (1/B) Σ_b KL(softmax(t_b/T) ‖ softmax(s_b/T))``
     ``  = T² · (1/B) Σ_b Σ_c q_bc (log q_bc − log p_bc)``, ``q = softmax(t/T)``, ``p = softmax(s/T)``.
     The ``T²`` factor keeps gradient magnitudes independent of ``T``. The value is 0 when the
-    logits agree.
+    logits agree. fp16 / bf16 inputs (autocast) are upcast: computed and returned in fp32.
 
     Args:
         student_logits (Tensor): Logits of the predicting side ``s``, shape (B, C).
@@ -29,8 +31,10 @@ def kd_kl_div_loss(student_logits: Tensor,
         raise ValueError(f'temperature must be > 0, got {temperature}')
     if detach_target:
         teacher_logits = teacher_logits.detach()
-    log_p = F.log_softmax(student_logits / temperature, dim=1)
-    log_q = F.log_softmax(teacher_logits / temperature, dim=1)
+    # fp32 whatever the autocast dtype: a KL of fp16/bf16 softmaxes loses the small
+    # probabilities that carry the dark knowledge.
+    log_p = F.log_softmax(upcast(student_logits) / temperature, dim=1)
+    log_q = F.log_softmax(upcast(teacher_logits) / temperature, dim=1)
     kl = F.kl_div(log_p, log_q, reduction='batchmean', log_target=True)
     return kl * temperature**2
 
@@ -48,6 +52,6 @@ def reverse_kd_kl_div_loss(student_logits: Tensor,
                          f'{tuple(teacher_logits.shape)} must have the same shape')
     if temperature <= 0:
         raise ValueError(f'temperature must be > 0, got {temperature}')
-    log_p = F.log_softmax(student_logits / temperature, dim=1)
-    log_q = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
+    log_p = F.log_softmax(upcast(student_logits) / temperature, dim=1)
+    log_q = F.log_softmax(upcast(teacher_logits.detach()) / temperature, dim=1)
     return (log_p.exp() * (log_p - log_q)).sum(1).mean() * temperature**2

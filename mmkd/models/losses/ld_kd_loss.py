@@ -3,6 +3,8 @@ from typing import Optional
 from torch import Tensor
 import torch.nn.functional as F
 
+from .precision import upcast
+
 
 def ld_kd_loss(student_dists: Tensor, target_dists: Tensor, weight: Tensor,
                temperature: float = 10.0, avg_factor: Optional[Tensor] = None) -> Tensor:
@@ -25,9 +27,9 @@ def ld_kd_loss(student_dists: Tensor, target_dists: Tensor, weight: Tensor,
     if student_dists.shape != target_dists.shape:
         raise ValueError(f'student_dists {tuple(student_dists.shape)} and target_dists '
                          f'{tuple(target_dists.shape)} must have the same shape')
-    log_p = F.log_softmax(student_dists / temperature, -1)
-    log_q = F.log_softmax(target_dists.detach() / temperature, -1)
+    log_p = F.log_softmax(upcast(student_dists) / temperature, -1)  # fp32 under autocast too
+    log_q = F.log_softmax(upcast(target_dists.detach()) / temperature, -1)
     kl = (log_q.exp() * (log_q - log_p)).sum((-1, -2))
-    weight = weight.detach()
+    weight = upcast(weight.detach())
     denominator = weight.sum() if avg_factor is None else avg_factor
     return (kl * weight).sum() / denominator.clamp(min=1e-6) * temperature**2

@@ -2,12 +2,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import upcast
+
 
 def soft_target_ce_loss(logits: Tensor, target_probs: Tensor) -> Tensor:
     """Cross-entropy against a probability target (PS-KD, Kim et al. ICCV 2021).
 
     ``L = (1/B) Σ_b Σ_c −q_bc · log softmax(z_b)_c``; mean over the batch, sum over classes.
-    With a one-hot ``q`` this is the ordinary cross-entropy.
+    With a one-hot ``q`` this is the ordinary cross-entropy. fp16 / bf16 logits upcast to fp32.
 
     Args:
         logits (Tensor): Predicted logits ``z``, shape (B, C).
@@ -20,7 +22,7 @@ def soft_target_ce_loss(logits: Tensor, target_probs: Tensor) -> Tensor:
     if logits.shape != target_probs.shape:
         raise ValueError(f'logits {tuple(logits.shape)} and target_probs '
                          f'{tuple(target_probs.shape)} must have the same shape')
-    log_probs = F.log_softmax(logits, dim=1)
+    log_probs = F.log_softmax(upcast(logits), dim=1)  # fp32 under autocast too
     return -(target_probs.detach().to(log_probs.dtype) * log_probs).sum(1).mean()
 
 

@@ -9,35 +9,11 @@ from mmkd.models.distillers import base_kdml_distiller
 from mmkd.models.losses import box_kd_loss, kd_kl_div_loss, ld_kd_loss, sigmoid_kd_loss
 from mmkd.models.utils import SUPPORTED_HEADS, dense_predictions
 from mmkd.registry import MODELS
-from mmkd.testing import tiny_detector
+from mmkd.testing import tiny_det_batch, tiny_det_distiller, tiny_detector
 from mmkd.testing.mmdet_configs import light_detector
 
-PRE = dict(type='DetDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255],
-           pad_size_divisor=32)
-
-
-def build(head='gfl', **kwargs):
-    cfg = dict(type='DetKDMLDistiller', teacher=tiny_detector(head, 16),
-               students=[tiny_detector(head, 8), tiny_detector(head, 8)],
-               data_preprocessor=PRE)
-    cfg.update(kwargs)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
-
-
-def batch(n=2, size=64):
-    samples = []
-    for _ in range(n):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                        batch_input_shape=(size, size)))
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[10., 12., 40., 50.]]),
-                                      labels=torch.tensor([0]))
-        samples.append(s)
-    g = torch.Generator().manual_seed(3)
-    return torch.rand(n, 3, size, size, generator=g), samples
+build = tiny_det_distiller
+batch = tiny_det_batch
 
 
 def snapshot(module):
@@ -67,7 +43,7 @@ class TestDetKDMLDistiller:
         assert not any(k.startswith('teacher') or '_kd_' in k for k in keys)
 
     def test_kd_terms_match_the_pure_losses(self):
-        model = build()
+        model = build(box_region='all')
         x, samples = batch()
         losses = model.loss(x, samples)
         dense = {}
@@ -168,7 +144,8 @@ class TestDetKDMLDistiller:
         detector, pre, size = light_detector(ssd.to_dict())
         torch.manual_seed(0)
         model = MODELS.build(dict(type='DetKDMLDistiller', teacher=detector,
-                                  students=[detector, detector], data_preprocessor=pre))
+                                  students=[detector, detector], data_preprocessor=pre,
+                                  box_region='all'))
         model.init_weights()
         x, samples = batch(n=1, size=size)
         losses = model.loss(x, samples)

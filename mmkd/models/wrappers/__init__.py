@@ -1,0 +1,3 @@
+from .distiller_distributed_data_parallel import DistillerDistributedDataParallel
+
+__all__ = ['DistillerDistributedDataParallel']
