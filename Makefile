@@ -29,7 +29,7 @@ SEEDS ?= 0 1 2
 CIFAR_CFG ?= configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py
 CIFAR_DIR ?= work_dirs/cifar_demo
 
-.PHONY: env demo demo-cifar compare reproduce test bench
+.PHONY: env demo demo-cifar compare before-after reproduce test bench
 
 env:
 	bash tools/setup_env.sh
@@ -45,6 +45,13 @@ demo: env
 compare: env
 	$(PY) tools/compare_kdml.py $(KVASIR_CFG) --out-dir $(COMPARE_DIR) --seeds $(SEEDS) \
 		$(KVASIR_SAMPLE_OPTS) $(KVASIR_TRAIN_OPTS)
+
+# Issue 17's three changes to online KD + ML one at a time (one optimiser -> per-model
+# optimisers -> + KD/ML ramp -> + boxes at the positives), demo budget, seeds $(SEEDS).
+BEFORE_AFTER_DIR ?= work_dirs/kvasir_before_after
+before-after: env
+	$(PY) tools/kdml_before_after.py $(KVASIR_CFG) --out-dir $(BEFORE_AFTER_DIR) \
+		--seeds $(SEEDS) $(KVASIR_SAMPLE_OPTS) $(KVASIR_TRAIN_OPTS)
 
 demo-cifar: env
 	$(PY) tools/train.py $(CIFAR_CFG) --data-root data/cifar100_sample --work-dir $(CIFAR_DIR) \
