@@ -19,7 +19,7 @@ import time
 import mmengine
 import torch
 from mmengine.logging import MessageHub
-from mmengine.optim import OptimWrapper
+from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 
 import mmdet
@@ -90,7 +90,11 @@ def _cls_batch(batch_size, size=32, num_classes=100):
 
 
 def _train_step_fn(model, data):
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    """The step users train: a distiller with one optimiser per model (the configs'
+    PerModelOptimWrapperConstructor), any other model with one."""
+    optim = build_optim_wrapper(model, dict(
+        constructor='PerModelOptimWrapperConstructor', type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
     return lambda: model.train_step(data, optim)
 
 
