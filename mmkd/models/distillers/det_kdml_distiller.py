@@ -4,6 +4,7 @@ from typing import Dict, List, Optional
 import torch
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.utils import reduce_mean
+from mmengine.logging import print_log
 from mmdet.structures import DetDataSample
 from torch import Tensor
 
@@ -20,7 +21,7 @@ from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg, resolve_model_cfg
 # Head settings that must agree for location-wise distillation, read when present.
 _GEOMETRY = ('cls_out_channels', 'use_sigmoid_cls', 'num_base_priors', 'reg_max',
              'norm_on_bbox')
-BOX_REGIONS = ('positive', 'confident', 'topk', 'all')
+BOX_REGIONS = ('auto', 'positive', 'confident', 'topk', 'all')
 _PRIORS = ('strides', 'offset', 'center_offset', 'ratios', 'scales', 'octave_base_scale',
            'scales_per_octave', 'base_sizes', 'base_anchors')
 
@@ -106,7 +107,9 @@ class DetKDMLDistiller(BaseKDMLDistiller):
     the locations where the target's box is informative: ``'positive'`` the locations student
     k's own assigner made positive in this step (LD's main region), ``'confident'`` those with
     target confidence ≥ ``box_region_thr``, ``'topk'`` the ``box_region_topk`` most confident
-    target locations of each image, ``'all'`` every location. Then
+    target locations of each image, ``'all'`` every location; ``'auto'`` is ``'positive'`` for
+    heads whose assignment mmkd reads (:data:`POSITIVE_HEADS`), else ``'confident'`` (said in
+    the log at build). Then
     ``L_k = det_weight·L_det(k) + s·β·D(k, teacher) + s·γ/(K−1)·Σ_{k'≠k} D(k, k')`` with
     ``s = distill_factor`` (1, or ramped in by :class:`DistillScheduleHook`).
     An online teacher adds its own ``L_det``. Keys: ``teacher.loss_*`` (mmdet's head losses),
@@ -132,8 +135,8 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         box_giou_weight (float): λ_g of the box KD. Defaults to 2.0.
         ld_weight (float): Weight of LD for GFL heads. Defaults to 0.25.
         ld_temperature (float): LD temperature. Defaults to 10.0.
-        box_region (str): Where boxes (and LD) are distilled: 'positive', 'confident',
-            'topk' or 'all' (see above). Defaults to 'positive'.
+        box_region (str): Where boxes (and LD) are distilled: 'auto', 'positive',
+            'confident', 'topk' or 'all' (see above). Defaults to 'auto'.
         box_region_thr (float): Target confidence threshold of 'confident'. Defaults to 0.5.
         box_region_topk (int): Locations per image of 'topk'. Defaults to 9.
         ensemble (str): 'nms' or 'wbf'. Defaults to 'nms'.
@@ -157,7 +160,7 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                  box_giou_weight: float = 2.0,
                  ld_weight: float = 0.25,
                  ld_temperature: float = 10.0,
-                 box_region: str = 'positive',
+                 box_region: str = 'auto',
                  box_region_thr: float = 0.5,
                  box_region_topk: int = 9,
                  ensemble: str = 'nms',
@@ -194,13 +197,19 @@ class DetKDMLDistiller(BaseKDMLDistiller):
             raise ValueError(f'model.box_region_topk must be an integer >= 1, got '
                              f'{box_region_topk}')
         self._check_geometry()
-        if box_region == 'positive':
-            for k, student in enumerate(self.students):
-                reason = positives_unsupported(student.bbox_head)
-                if reason is not None:
-                    raise ValueError(f"model.box_region='positive' needs each student's "
-                                     f'assignment, but {reason} (model.students[{k}]): use '
-                                     "box_region='confident', 'topk' or 'all'")
+        unread = [(k, positives_unsupported(s.bbox_head)) for k, s in enumerate(self.students)]
+        unread = [(k, reason) for k, reason in unread if reason is not None]
+        if box_region == 'positive' and unread:
+            k, reason = unread[0]
+            raise ValueError(f"model.box_region='positive' needs each student's assignment, "
+                             f"but {reason} (model.students[{k}]): use box_region='confident', "
+                             "'topk', 'all' or 'auto'")
+        if box_region == 'auto':
+            box_region = 'confident' if unread else 'positive'
+            if unread:
+                print_log(f"model.box_region='auto': boxes are distilled where the target's "
+                          f'confidence is >= box_region_thr={box_region_thr}, since '
+                          f'{unread[0][1]}', logger='current')
         for det in self.named_models().values():
             # mmdet 3.3's SSDHead never sets loss_cls, which its own predict path reads
             # (BaseDenseHead._predict_by_feat_single): without this, SSD cannot predict.

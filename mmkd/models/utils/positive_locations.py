@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional
 
 import torch
-from mmdet.models.dense_heads import (ATSSHead, FCOSHead, GFLHead, NASFCOSHead, RetinaHead,
-                                      RetinaSepBNHead, SSDHead, TOODHead)
+from mmdet.models.dense_heads import (ATSSHead, FCOSHead, FSAFHead, GFLHead, NASFCOSHead,
+                                      PISARetinaHead, PISASSDHead, RetinaHead, RetinaSepBNHead,
+                                      RTMDetHead, RTMDetSepBNHead, SSDHead, TOODHead)
 from torch import Tensor, nn
 
 # Where each head's ``get_targets`` returns its per-level labels, and their layout:
@@ -18,8 +19,11 @@ from torch import Tensor, nn
 # Matched by exact type: a subclass may assign differently.
 LABELS_AT: Dict[type, tuple] = {
     RetinaHead: (0, 'images_to_levels'), RetinaSepBNHead: (0, 'images_to_levels'),
-    SSDHead: (0, 'images_to_levels'), ATSSHead: (1, 'images_to_levels'),
-    GFLHead: (1, 'images_to_levels'), TOODHead: (1, 'images_to_levels'),
+    PISARetinaHead: (0, 'images_to_levels'), FSAFHead: (0, 'images_to_levels'),
+    SSDHead: (0, 'images_to_levels'), PISASSDHead: (0, 'images_to_levels'),
+    ATSSHead: (1, 'images_to_levels'), GFLHead: (1, 'images_to_levels'),
+    TOODHead: (1, 'images_to_levels'), RTMDetHead: (1, 'images_to_levels'),
+    RTMDetSepBNHead: (1, 'images_to_levels'),
     FCOSHead: (0, 'level_concat'), NASFCOSHead: (0, 'level_concat'),
 }
 POSITIVE_HEADS = tuple(sorted(h.__name__ for h in LABELS_AT))

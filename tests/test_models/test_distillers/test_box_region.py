@@ -153,3 +153,6 @@ def test_positive_region_refused_for_heads_whose_positives_are_not_read():
     with pytest.raises(ValueError, match=r"box_region='positive'.*VFNetHead.*students\[0\]"):
         build(teacher=cfg, students=[cfg, cfg], box_region='positive')
     build(teacher=cfg, students=[cfg, cfg], box_region='confident')  # the other regions work
+    # the default: the positives where they are read, else the confident locations, said
+    assert build(teacher=cfg, students=[cfg, cfg]).box_region == 'confident'
+    assert build().box_region == 'positive'
