@@ -1,7 +1,7 @@
 """Real-data evidence for both method families on Fashion-MNIST, in the papers' table forms.
 
     python tools/reproduce_fashion_mnist.py --out-dir work_dirs/fashion [--parts selfdistill cls det]
-        [--seeds 0 1 2] [--full]
+        [--seeds 0 1 2] [--full] [--no-train]
 
 Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' headers):
 
@@ -10,6 +10,11 @@ Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' head
   ``configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py``; scored on the full
   10,000-image test split: top-1 / top-5 error, NLL, ECE, AURC, E-AURC, per-exit and
   exit-ensemble top-1.
+* ``selfdistill-long`` — the same rows, DMFL with gradient only, at a schedule where PS-KD can
+  act (``configs/fashion_mnist/multi-exit_r18w8_1xb128-30e_fashion-mnist.py``, 30 epochs),
+  run in the order baseline, +PS-KD, +PS-KD+BYOT+DMFL, +BYOT, +DMFL; the tables add Welch's
+  p of each row against the baseline, and ``figures/test_error_curves.png`` shows the
+  per-epoch test error of every row (mean ± std over seeds).
 * ``cls`` — paper B, Table 2 form: students alone, KD, ML, KD+ML online / offline, teacher /
   student k / max-ensemble accuracy, and Welch's t-test of each KD+ML ensemble against the KD
   ensemble (``configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py``).
@@ -20,7 +25,8 @@ Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' head
 Runs are resumable: a finished run is not trained again. The Debian package
 ``dataset-fashion-mnist`` is installed first when its files are missing (the only real image
 set these machines can get). ``--full`` runs the paper-scale recipes (all 60,000 images, the
-papers' epochs and widths), meant for a GPU machine.
+papers' epochs and widths), meant for a GPU machine. ``--no-train`` (self-distillation parts)
+reports the finished runs only, e.g. while the others still train.
 """
 import argparse
 import copy
@@ -37,10 +43,11 @@ from mmengine.config import Config
 from mmkd.datasets.fashion_mnist_dataset import DEFAULT_DATA_ROOT, find_idx_file
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.utils.experiment import (REPO_ROOT, Run, execute_all, markdown_table, mean_std,
-                                   run_dir)
+                                   run_dir, welch_p)
 from mmkd.utils.kdml_variants import comparison_report, comparison_runs, write_variant_configs
 
 SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py'
+LONG_SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-30e_fashion-mnist.py'
 CLS_CFG = 'configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py'
 DET_CFG = 'configs/fashion_mnist/det-kdml_gfl-r18w32-to-r18w8x2_1xb8-6e_fashion-det.py'
 
@@ -57,6 +64,13 @@ SELF_DISTILL_ROWS = (
     ('pskd-byot-dmfl-ref', '+ PS-KD + BYOT + DMFL (reference: no gradient)',
      dict(pskd=dict(alpha_t=0.8), byot=dict(), dmfl=dict(legacy_no_grad=True))),
 )
+# The long schedule's rows in the order they run: PS-KD's comparison first, so that a run cut
+# short still answers whether PS-KD helps (the reference DMFL rows are left out: they train
+# nothing, SPEC §4.2).
+LONG_SELF_DISTILL_ROWS = tuple(
+    row for name in ('baseline', 'pskd', 'pskd-byot-dmfl-grad', 'byot', 'dmfl-grad')
+    for row in SELF_DISTILL_ROWS if row[0] == name)
+FULL_METHOD = 'pskd-byot-dmfl-grad'
 
 
 def ensure_fashion_mnist(data_root: str) -> None:
@@ -86,16 +100,19 @@ def base_config(path: str, data_root: str, full: bool, full_overrides: dict) -> 
     return cfg
 
 
-def self_distill_part(args, out_dir: str) -> str:
+def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
+                      rows=SELF_DISTILL_ROWS, curves: bool = False) -> str:
+    """Train (or with ``args.no_train`` only collect) ``rows`` x ``args.seeds`` of ``config``
+    and return the report; ``curves`` adds the per-epoch test-error figure and Welch's p."""
     full = {'model.backbone.base_channels': 64,
             'train_dataloader.dataset.subset_size': None,
             'param_scheduler': [dict(type='MultiStepLR', by_epoch=True, milestones=[150, 225],
                                      gamma=0.1)],
             'train_cfg.max_epochs': 300, 'train_cfg.val_interval': 10}
-    cfg = base_config(SELF_DISTILL_CFG, args.data_root, args.full, full)
+    cfg = base_config(config, args.data_root, args.full, full)
     os.makedirs(osp.join(out_dir, 'configs'), exist_ok=True)
     runs = []
-    for name, _, overrides in SELF_DISTILL_ROWS:
+    for name, _, overrides in rows:
         variant = copy.deepcopy(cfg)
         variant.merge_from_dict({f'model.{k}': v for k, v in overrides.items()})
         path = osp.join(out_dir, 'configs', f'{name}.py')
@@ -105,9 +122,29 @@ def self_distill_part(args, out_dir: str) -> str:
             preds = osp.join(run_dir(out_dir, run), 'preds.pt')  # for the figures
             runs.append(Run(run, path, seed=seed, group=name,
                             options=[f'val_evaluator.save_predictions={preds}']))
-    results = execute_all(runs, out_dir)
-    figures(out_dir, f'{SELF_DISTILL_ROWS[5][0]}_s{args.seeds[0]}')
-    return self_distill_report(results, cfg.model.backbone.get('num_stages', 4), args.seeds)
+    results = finished(runs, out_dir) if args.no_train else execute_all(runs, out_dir)
+    if any(r['name'] == f'{FULL_METHOD}_s{args.seeds[0]}' for r in results):
+        figures(out_dir, f'{FULL_METHOD}_s{args.seeds[0]}')
+    if curves and results:
+        from mmkd.visualization.seed_curves import plot_seed_curves
+        done = {r['name'] for r in results}
+        plot_seed_curves({label: [osp.join(run_dir(out_dir, f'{name}_s{s}'), 'work')
+                                  for s in args.seeds if f'{name}_s{s}' in done]
+                          for name, label, _ in rows},
+                         osp.join(out_dir, 'figures', 'test_error_curves.png'))
+    return self_distill_report(results, cfg.model.backbone.get('num_stages', 4), args.seeds,
+                               rows, welch=curves)
+
+
+def finished(runs, out_dir: str):
+    """The result records of the runs of ``runs`` that have finished."""
+    records = []
+    for run in runs:
+        path = osp.join(run_dir(out_dir, run.name), 'result.json')
+        if osp.exists(path):
+            with open(path) as f:
+                records.append(json.load(f))
+    return records
 
 
 def figures(out_dir: str, run: str) -> None:
@@ -119,38 +156,62 @@ def figures(out_dir: str, run: str) -> None:
                     '--out-dir', osp.join(out_dir, 'figures')], check=True)
 
 
-def self_distill_report(results, num_exits: int, seeds) -> str:
+SELF_DISTILL_COLUMNS = (('top-1 err', 'top1_err'), ('top-5 err', 'top5_err'), ('NLL', 'nll'),
+                        ('ECE', 'ece'), ('AURC', 'aurc'), ('E-AURC', 'eaurc'))
+
+
+def self_distill_report(results, num_exits: int, seeds, rows=SELF_DISTILL_ROWS,
+                        welch: bool = False) -> str:
+    """Paper A's Table 1 and 2 forms of ``results`` (rows without a finished run say n/a);
+    ``welch`` adds a table of Welch's two-sided p of every row against the baseline."""
     final = f'exit{num_exits}'
-    columns = [('top-1 err', 'top1_err'), ('top-5 err', 'top5_err'), ('NLL', 'nll'),
-               ('ECE', 'ece'), ('AURC', 'aurc'), ('E-AURC', 'eaurc')]
+    values = {(name, key): [r['metrics'][f'{final}/{key}'] for r in results
+                            if r['group'] == name and f'{final}/{key}' in r['metrics']]
+              for name, _, _ in rows for _, key in SELF_DISTILL_COLUMNS}
     # Table 1 form: the final classifier's calibration and risk metrics.
-    rows = []
-    for name, label, _ in SELF_DISTILL_ROWS:
+    table = []
+    for name, label, _ in rows:
         mine = [r for r in results if r['group'] == name]
-        cells = [label]
-        for _, key in columns:
-            values = [r['metrics'].get(f'{final}/{key}') for r in mine]
-            values = [v for v in values if v is not None]
-            cells.append(mean_std(values) if values else 'n/a')
-        cells.append(f"{sum(r['seconds'] for r in mine) / len(mine):.0f}")
-        rows.append(cells)
-    table1 = markdown_table(['row', *[c for c, _ in columns], 's / run'], rows)
+        cells = [f'{label} ({len(mine)})']
+        cells += [mean_std(values[name, key]) if values[name, key] else 'n/a'
+                  for _, key in SELF_DISTILL_COLUMNS]
+        cells.append(f"{sum(r['seconds'] for r in mine) / len(mine):.0f}" if mine else 'n/a')
+        table.append(cells)
+    table1 = markdown_table(['row (runs)', *[c for c, _ in SELF_DISTILL_COLUMNS], 's / run'],
+                            table)
     # Table 2 form: top-1 accuracy of every exit and of the exits' ensemble.
     models = [f'exit{i}' for i in range(1, num_exits + 1)] + ['ensemble']
-    rows = []
-    for name, label, _ in SELF_DISTILL_ROWS:
+    table = []
+    for name, label, _ in rows:
         mine = [r for r in results if r['group'] == name]
         cells = [label]
         for model in models:
-            values = [r['metrics'][f'{model}/top1_acc'] for r in mine
-                      if f'{model}/top1_acc' in r['metrics']]
-            cells.append(mean_std(values) if values else 'n/a')
-        rows.append(cells)
-    table2 = markdown_table(['row', *models], rows)
-    return (f'### Self-distillation (paper A), final exit ({final}), mean ± std over '
-            f'{len(seeds)} seeds {list(seeds)}, 10,000 test images\n\n'
-            f'Table 1 form (%; AURC and E-AURC ×10³):\n\n{table1}\n\n'
-            f'Table 2 form, top-1 accuracy (%) per exit:\n\n{table2}')
+            accs = [r['metrics'][f'{model}/top1_acc'] for r in mine
+                    if f'{model}/top1_acc' in r['metrics']]
+            cells.append(mean_std(accs) if accs else 'n/a')
+        table.append(cells)
+    table2 = markdown_table(['row', *models], table)
+    report = (f'### Self-distillation (paper A), final exit ({final}), mean ± std over '
+              f'seeds {list(seeds)}, 10,000 test images\n\n'
+              f'Table 1 form (%; AURC and E-AURC ×10³):\n\n{table1}\n\n'
+              f'Table 2 form, top-1 accuracy (%) per exit:\n\n{table2}')
+    if welch:
+        report += '\n\n' + welch_table(values, rows)
+    return report
+
+
+def welch_table(values, rows) -> str:
+    """Welch's two-sided p of each row's final-exit metrics against the baseline's; n/a where
+    either side has fewer than 2 seeds."""
+    table = []
+    for name, label, _ in rows[1:]:
+        cells = [label]
+        for _, key in SELF_DISTILL_COLUMNS:
+            a, b = values[name, key], values[rows[0][0], key]
+            cells.append(f'{welch_p(a, b):.3f}' if len(a) > 1 and len(b) > 1 else 'n/a')
+        table.append(cells)
+    return (f'Welch\'s t-test, two-sided p of each row against {rows[0][1]} (same metrics):'
+            f'\n\n' + markdown_table(['row', *[c for c, _ in SELF_DISTILL_COLUMNS]], table))
 
 
 def kdml_part(args, out_dir: str, cfg: Config, metrics, significance, title: str) -> str:
@@ -172,7 +233,7 @@ def det_data(args) -> str:
     return root
 
 
-PARTS = ('selfdistill', 'cls', 'det')
+PARTS = ('selfdistill', 'selfdistill-long', 'cls', 'det')
 
 
 def main():
@@ -184,6 +245,8 @@ def main():
     parser.add_argument('--data-root', help='folder of the four Fashion-MNIST IDX files '
                         f'(default {DEFAULT_DATA_ROOT})')
     parser.add_argument('--full', action='store_true', help='paper-scale recipes (GPU)')
+    parser.add_argument('--no-train', action='store_true',
+                        help='self-distillation parts: report the finished runs only')
     args = parser.parse_args()
     if len(args.seeds) < 3:
         print(f'note: {len(args.seeds)} seed(s); the README tables use 3', flush=True)
@@ -196,6 +259,9 @@ def main():
         print(f'== part {part} -> {out}', flush=True)
         if part == 'selfdistill':
             report = self_distill_part(args, out)
+        elif part == 'selfdistill-long':
+            report = self_distill_part(args, out, LONG_SELF_DISTILL_CFG, LONG_SELF_DISTILL_ROWS,
+                                       curves=True)
         elif part == 'cls':
             cfg = base_config(CLS_CFG, args.data_root, args.full, {
                 'train_dataloader.dataset.subset_size': None, 'train_cfg.max_epochs': 30,
