@@ -1,6 +1,10 @@
-"""The Fashion-MNIST reproduction command: its paper-A report, its rows' configs and the
-package check."""
+"""The Fashion-MNIST reproduction command: its paper-A report, its rows' configs, the long
+self-distillation part and the package check."""
+import json
+import os
+import os.path as osp
 import runpy
+from types import SimpleNamespace
 
 import pytest
 from mmengine.config import Config
@@ -31,11 +35,93 @@ def test_self_distill_report_tables():
             results.append(dict(group=name, seed=seed, seconds=40.0, metrics=metrics))
     report = TOOL['self_distill_report'](results, 4, [0, 1])
     lines = report.splitlines()
-    assert '| baseline | 15.50 ± 0.71 | 1.00 ± 0.00 | 0.50 ± 0.00 | 3.00 ± 0.00 | ' \
+    assert '| baseline (2) | 15.50 ± 0.71 | 1.00 ± 0.00 | 0.50 ± 0.00 | 3.00 ± 0.00 | ' \
         '30.00 ± 0.00 | 15.00 ± 0.00 | 40 |' in lines
     assert '| + PS-KD | 81.50 ± 0.71 | 82.50 ± 0.71 | 83.50 ± 0.71 | 84.50 ± 0.71 | ' \
         '85.00 ± 0.00 |' in lines
-    assert 'mean ± std over 2 seeds [0, 1]' in report
+    assert 'mean ± std over seeds [0, 1]' in report
+    assert "Welch's" not in report  # the 5-epoch part has no p table
+
+
+def fake_results(rows, top1_err, nll, seeds=(0, 1, 2)):
+    """Records of ``rows`` x ``seeds``: exit4 top-1 error ``top1_err[name] + seed`` and NLL
+    ``nll[name][seed]`` (the other metrics constant)."""
+    results = []
+    for name, _, _ in rows:
+        for seed in seeds:
+            metrics = {f'exit{i}/top1_acc': 80.0 for i in range(1, 5)}
+            metrics.update({'exit4/top1_err': top1_err[name] + seed, 'exit4/top5_err': 1.0,
+                            'exit4/nll': nll[name][seed], 'exit4/ece': 3.0 + seed,
+                            'exit4/aurc': 30.0, 'exit4/eaurc': 15.0 + seed,
+                            'ensemble/top1_acc': 85.0})
+            results.append(dict(name=f'{name}_s{seed}', group=name, seed=seed, seconds=500.0,
+                                metrics=metrics))
+    return results
+
+
+def test_long_part_runs_pskd_comparison_first_with_gradient_dmfl_only():
+    rows = {name: overrides for name, _, overrides in TOOL['LONG_SELF_DISTILL_ROWS']}
+    assert list(rows) == ['baseline', 'pskd', 'pskd-byot-dmfl-grad', 'byot', 'dmfl-grad']
+    assert rows['pskd'] == dict(pskd=dict(alpha_t=0.8))
+    assert rows['pskd-byot-dmfl-grad']['dmfl'] == dict(legacy_no_grad=False)
+    assert 'selfdistill-long' in TOOL['PARTS']
+
+
+def test_long_config_schedule():
+    short = Config.fromfile(TOOL['SELF_DISTILL_CFG'])
+    long = Config.fromfile(TOOL['LONG_SELF_DISTILL_CFG'])
+    assert long.train_cfg.max_epochs == 30 and long.train_cfg.val_interval == 2
+    # paper A's x0.1 steps at 1/2 and 3/4 of the epochs: the last quarter runs at lr 1e-3
+    assert long.param_scheduler == [dict(type='MultiStepLR', by_epoch=True, milestones=[15, 23],
+                                         gamma=0.1)]
+    assert long.optim_wrapper.optimizer.lr == 0.1
+    # only the schedule differs from the 5-epoch config
+    for key in ('model', 'train_dataloader', 'val_dataloader', 'val_evaluator', 'custom_hooks'):
+        assert long[key] == short[key], key
+
+
+def test_long_report_welch_column():
+    rows = TOOL['LONG_SELF_DISTILL_ROWS']
+    top1 = dict(baseline=20.0, pskd=17.0, byot=20.0)
+    top1['pskd-byot-dmfl-grad'] = top1['dmfl-grad'] = 20.0
+    nll = {name: [0.5, 0.5, 0.5] for name, _, _ in rows}
+    nll['baseline'], nll['pskd'] = [0.50, 0.52, 0.54], [0.40, 0.41, 0.42]
+    report = TOOL['self_distill_report'](fake_results(rows, top1, nll), 4, [0, 1, 2], rows,
+                                         welch=True)
+    lines = report.splitlines()
+    # scipy.stats.ttest_ind(equal_var=False) by hand: top-1 error 17,18,19 vs 20,21,22 has
+    # equal variances 1, t = -3 / sqrt(2/3) = -3.674 on 4 d.o.f., two-sided p = 0.0213;
+    # NLL 0.40,0.41,0.42 (var 1e-4) vs 0.50,0.52,0.54 (var 4e-4): t = -0.11 / sqrt(5e-4/3)
+    # = -8.521, Welch-Satterthwaite d.o.f. 2.94, p = 0.0036; a constant NLL 0.5 against the
+    # baseline's: t = 0.02 / sqrt(4e-4/3) = 1.732 on 2 d.o.f., p = 0.225; identical constant
+    # columns give p = nan.
+    assert '| + PS-KD | 0.021 | nan | 0.004 | 1.000 | nan | 1.000 |' in lines
+    assert '| + BYOT | 1.000 | nan | 0.225 | 1.000 | nan | 1.000 |' in lines
+    assert lines.index('| + PS-KD | 0.021 | nan | 0.004 | 1.000 | nan | 1.000 |') > \
+        lines.index("Welch's t-test, two-sided p of each row against baseline (same metrics):")
+    # a row with one finished seed has no p
+    one_seed = [r for r in fake_results(rows, top1, nll) if r['group'] != 'pskd' or r['seed'] == 0]
+    report = TOOL['self_distill_report'](one_seed, 4, [0, 1, 2], rows, welch=True)
+    assert '| + PS-KD | n/a | n/a | n/a | n/a | n/a | n/a |' in report.splitlines()
+    assert '| + PS-KD (1) | 17.00 ± 0.00 |' in report
+
+
+def test_no_train_reports_finished_runs_only(tmp_path, monkeypatch):
+    """``--no-train`` trains nothing and reports the runs that have a result.json."""
+    out = str(tmp_path)
+    rows = TOOL['LONG_SELF_DISTILL_ROWS']
+    done = fake_results(rows[:1], dict(baseline=20.0), dict(baseline=[0.5, 0.5, 0.5]), (0,))[0]
+    os.makedirs(osp.join(out, 'runs', 'baseline_s0'))
+    with open(osp.join(out, 'runs', 'baseline_s0', 'result.json'), 'w') as f:
+        json.dump(done, f)
+    part = TOOL['self_distill_part']
+    monkeypatch.setitem(part.__globals__, 'execute_all', lambda *a, **k: 1 / 0)
+    args = SimpleNamespace(data_root=None, full=False, seeds=[0, 1], no_train=True)
+    report = part(args, out, TOOL['LONG_SELF_DISTILL_CFG'], rows)
+    assert '| baseline (1) | 20.00 ± 0.00 |' in report
+    assert '| + PS-KD (0) | n/a |' in report
+    assert sorted(os.listdir(osp.join(out, 'configs'))) == sorted(
+        f'{name}.py' for name, _, _ in rows)
 
 
 def test_missing_files_in_a_custom_folder_are_an_error(tmp_path):
