@@ -17,6 +17,16 @@ JSON_NAME = 'kavsir_bboxes.json'  # the real Kvasir-SEG file name, misspelling i
 SOURCES_NAME = 'fashion_sources.json'
 
 
+def scale_article(article: np.ndarray, side: int,
+                  threshold: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``article`` (uint8 (28, 28), background 0) scaled to ``side`` x ``side`` (area
+    averaging when shrinking, bilinear when enlarging) and its pixels ``> threshold`` (0-255),
+    the article's own pixels: ``(scaled uint8, inside bool)``, both (side, side)."""
+    interp = cv2.INTER_AREA if side < article.shape[0] else cv2.INTER_LINEAR
+    scaled = cv2.resize(article, (side, side), interpolation=interp)
+    return scaled, scaled > threshold
+
+
 def render_article(article: np.ndarray, size: int, side: int, threshold: int,
                    rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """One image: ``article`` scaled to ``side`` x ``side`` and placed at a uniform position
@@ -33,17 +43,19 @@ def render_article(article: np.ndarray, size: int, side: int, threshold: int,
     Returns:
         tuple: ``(rgb uint8 (size, size, 3), mask uint8 (size, size) of 0/255)``.
     """
-    interp = cv2.INTER_AREA if side < article.shape[0] else cv2.INTER_LINEAR
-    scaled = cv2.resize(article, (side, side), interpolation=interp)
-    inside = scaled > threshold
+    scaled, inside = scale_article(article, side, threshold)
     y0, x0 = (int(v) for v in rng.integers(0, size - side + 1, size=2))
     img = _mucosa((size, size), rng)
     img[y0:y0 + side, x0:x0 + side][inside] = scaled[inside, None]
     mask = np.zeros((size, size), np.uint8)
     mask[y0:y0 + side, x0:x0 + side][inside] = 255
-    # The blur of the Kvasir sample writer: a camera's softness, the mask stays sharp.
-    rgb = np.clip(cv2.GaussianBlur(img, (3, 3), 0), 0, 255).astype(np.uint8)
-    return rgb, mask
+    return soften(img), mask
+
+
+def soften(img: np.ndarray) -> np.ndarray:
+    """The blur of the Kvasir sample writer (a camera's softness; masks and boxes stay sharp)
+    on a float RGB image, clipped to uint8."""
+    return np.clip(cv2.GaussianBlur(img, (3, 3), 0), 0, 255).astype(np.uint8)
 
 
 def encoded_mask(mask: np.ndarray, jpeg_quality: int) -> Tuple[bytes, List[int]]:
@@ -74,11 +86,15 @@ def _check_args(num_train: int, num_val: int, size: int, scale_range: Tuple[floa
         raise ValueError(f'threshold must be in [0, 255), got {threshold!r}')
 
 
-def _prepare_out(out: str, overwrite: bool) -> None:
-    folders = [osp.join(out, name) for name in ('images', 'masks')]
+def prepare_out(out: str, overwrite: bool,
+                names: Tuple[str, ...] = ('images', 'masks')) -> None:
+    """Create ``out/<name>/`` for each of ``names``; one that is not empty is an error, or
+    replaced with ``overwrite``."""
+    folders = [osp.join(out, name) for name in names]
     if any(osp.isdir(f) and os.listdir(f) for f in folders):
         if not overwrite:
-            raise FileExistsError(f'{out} already holds images/ or masks/: choose an empty '
+            listed = ' or '.join(f'{name}/' for name in names)
+            raise FileExistsError(f'{out} already holds {listed}: choose an empty '
                                   'folder, or pass overwrite=True (--overwrite) to replace them')
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
@@ -157,7 +173,7 @@ def write_fashion_det(out: str,
                              f'split in {data_root} has {len(images)} articles')
         splits.append((name, 't10k' if test_mode else 'train', images, labels,
                        np.sort(rng.choice(len(images), num, replace=False))))
-    _prepare_out(out, overwrite)
+    prepare_out(out, overwrite)
     annotations, sources, ids = {}, {}, {}
     for name, source, images, labels, chosen in splits:
         digits = max(5, len(str(len(chosen) - 1)))
