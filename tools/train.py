@@ -1,16 +1,20 @@
 """Train a model from an mmkd (or mmdet) config with an mmengine Runner."""
 import argparse
 
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmkd.utils import add_run_arguments, load_run_config, register_all_modules
+from mmkd.utils.amp import enable_amp
 from mmkd.utils.work_dir import check_work_dir, resume_checkpoint, wait_for_new_log_folder
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: fp16 with a dynamic loss scale on a GPU, '
+                        'bfloat16 on the CPU')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the total batch size')
     parser.add_argument(
@@ -29,8 +33,7 @@ def main():
     register_all_modules(init_default_scope=False)
     cfg = load_run_config(args)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        print_log(f'--amp: {enable_amp(cfg)}', logger='current')
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     # Both checks come before the runner, which creates the work dir and its log folder.
