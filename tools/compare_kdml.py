@@ -6,7 +6,9 @@ paper B's Table 2 form (teacher / student k / ensemble, mean ± std).
         --seeds 0 1 2 --data-root data/kvasir_sample --from-scratch --cfg-options ...
 
 Every (variant, seed) run is a ``tools/train.py`` run whose final validation is the result;
-a finished run is not trained again, so an interrupted comparison resumes where it stopped.
+a finished run is not trained again, so an interrupted comparison resumes where it stopped;
+a run recorded under another resolved config (another budget, other overrides) is refused,
+not mixed into the table, and every recorded result is checked (JSON, finite, % in [0, 100]).
 The report is written to ``<out-dir>/report.md``, every run's record to
 ``<out-dir>/results.json``.
 """
@@ -18,7 +20,8 @@ from mmengine.config import Config, DictAction
 
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.utils.experiment import execute_all
-from mmkd.utils.kdml_variants import comparison_report, comparison_runs, write_variant_configs
+from mmkd.utils.kdml_variants import (comparison_report, comparison_runs, default_metrics,
+                                      write_variant_configs)
 
 
 def parse_args():
@@ -30,10 +33,12 @@ def parse_args():
     parser.add_argument('--data-root')
     parser.add_argument('--from-scratch', action='store_true',
                         help='random initialisation instead of the ImageNet weights')
-    parser.add_argument('--metrics', nargs='+', default=['mIoU', 'AP50'],
-                        help='metrics to tabulate (keys after "<model>/")')
+    parser.add_argument('--metrics', nargs='+',
+                        help='metrics to tabulate (keys after "<model>/"); default: top1_acc '
+                        '(and ece) for classification, mIoU and AP50 for detection')
     parser.add_argument('--significance', help='metric for Welch\'s t-test of the KD + ML '
-                        'ensembles against the KD-only ensemble (e.g. top1_acc)')
+                        'ensembles against the KD-only and the students-alone ensembles '
+                        '(default: the first metric)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides applied to the KD + ML config before the variants '
                         'are derived (the same budget for every variant)')
@@ -53,8 +58,9 @@ def main():
           f'into {args.out_dir}', flush=True)
     start = time.time()
     results = execute_all(runs, args.out_dir)
-    report = comparison_report(results, len(cfg.model.students), args.metrics,
-                               args.significance)
+    metrics = args.metrics or default_metrics(results)
+    report = comparison_report(results, len(cfg.model.students), metrics,
+                               args.significance or metrics[0])
     wall = sum(r['seconds'] for r in results)
     report += (f'\n\n{len(results)} runs, {wall / 60:.1f} min of training in all '
                f'({(time.time() - start) / 60:.1f} min in this call).')

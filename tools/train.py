@@ -6,6 +6,7 @@ from mmengine.runner import Runner
 
 from mmkd.utils import add_run_arguments, load_run_config, register_all_modules
 from mmkd.utils.amp import enable_amp
+from mmkd.utils.download_hint import explain_download_errors
 from mmkd.utils.work_dir import check_work_dir, resume_checkpoint, wait_for_new_log_folder
 
 
@@ -43,7 +44,8 @@ def main():
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     wait_for_new_log_folder(cfg.work_dir)
-    Runner.from_cfg(cfg).train()
+    with explain_download_errors(cfg, args.config):  # ImageNet weights, when not cached
+        Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

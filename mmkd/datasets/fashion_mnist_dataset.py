@@ -115,6 +115,10 @@ def load_fashion_mnist(data_root: str, test_mode: bool = False) -> Tuple[np.ndar
                          f'{INSTALL_HINT}')
     if len(images) == 0:
         raise ValueError(f'{img_path} holds no images; {INSTALL_HINT}')
+    if images.shape[1:] != (28, 28):
+        # the transforms and every config's input size assume 28x28 (32x32 once padded)
+        raise ValueError(f'{img_path} holds {images.shape[1]}x{images.shape[2]} images, not '
+                         f'Fashion-MNIST\'s 28x28: it is another IDX set; {INSTALL_HINT}')
     bad = np.flatnonzero(labels >= len(FASHION_MNIST_CLASSES))
     if bad.size:
         raise ValueError(f'{label_path}: sample {bad[0]} has label {labels[bad[0]]} outside '

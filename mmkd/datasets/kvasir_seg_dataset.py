@@ -315,7 +315,7 @@ class KvasirSegDataset(BaseDetDataset):
             return None
         try:
             with open(self.ann_file, encoding='utf-8') as f:
-                content = json.load(f)
+                content = json.load(f, object_pairs_hook=self._unique_keys)
         except json.JSONDecodeError as e:
             raise ValueError(f'{self.ann_file} is not valid JSON: {e.msg} at line {e.lineno} '
                              f'column {e.colno} (char {e.pos}); fix the file or unpack it '
@@ -334,6 +334,18 @@ class KvasirSegDataset(BaseDetDataset):
                                  'keep one')
             entries[sample_id] = entry
         return entries
+
+    def _unique_keys(self, pairs: List[tuple]) -> dict:
+        """``json.load`` keeps the last of two equal keys without a word (the same image id
+        twice would keep its last box): refuse them, naming the key."""
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f'{self.ann_file} has the key {key!r} twice in one object '
+                                 '(JSON keeps only the last): keep one entry, or merge their '
+                                 'boxes into one "bbox" list')
+            out[key] = value
+        return out
 
     def _parse_entry(self, sample_id: str, entry) -> Tuple[int, int, List[list]]:
         """Height, width and raw ``[x1, y1, x2, y2]`` boxes of one JSON entry."""

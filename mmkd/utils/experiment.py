@@ -73,13 +73,114 @@ def final_metrics(work_dir: str) -> Dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if k != 'step'}
 
 
+# Metrics in % (checked to lie in [0, 100]); any other metric is only checked to be finite.
+PERCENT_METRICS = frozenset({'top1_acc', 'top5_acc', 'top1_err', 'top5_err', 'ece', 'mIoU',
+                             'acc50', 'AP', 'AP50', 'AP75'})
+
+
+def _flat(node, key: str, out: Dict[str, str]) -> Dict[str, str]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _flat(v, f'{key}.{k}' if key else str(k), out)
+    elif isinstance(node, (list, tuple)) and any(isinstance(v, dict) for v in node):
+        for i, v in enumerate(node):
+            _flat(v, f'{key}.{i}', out)
+    else:
+        out[key] = repr(node)
+    return out
+
+
+def resolved_run(run: Run) -> Dict[str, object]:
+    """What a run's result depends on: every key of its config file as resolved (``_base_``
+    included, so the budget of a schedule base counts too), its ``--cfg-options``, seed and
+    other arguments. A cached run is reused only when this is equal."""
+    config: Dict[str, str] = {'<file>': run.config}
+    if osp.isfile(run.config):
+        from mmengine.config import Config
+        config = _flat(Config.fromfile(run.config).to_dict(), '', {})
+        config.pop('filename', None)
+    return dict(config=config, options=list(run.options), seed=run.seed,
+                extra_args=list(run.extra_args))
+
+
+def _differences(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
+    diffs = []
+    for part in ('options', 'seed', 'extra_args'):
+        if old.get(part) != new.get(part):
+            diffs.append(f'{part}: {old.get(part)} -> {new.get(part)}')
+    before, after = old.get('config', {}), new.get('config', {})
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            diffs.append(f'{key}: {before.get(key, "(none)")} -> {after.get(key, "(none)")}')
+    return diffs
+
+
+def check_same_run(path: str, recorded: Optional[Dict[str, object]], run: Run,
+                   resolved: Dict[str, object]) -> None:
+    """Refuse to reuse (or resume) the run recorded in ``path`` under another config.
+
+    Raises:
+        RuntimeError: Naming the run, the file and the first differences.
+    """
+    if recorded is None or recorded == resolved:
+        return
+    diffs = _differences(recorded, resolved)
+    shown = '; '.join(diffs[:5]) + (f'; and {len(diffs) - 5} more' if len(diffs) > 5 else '')
+    raise RuntimeError(
+        f'run {run.name} in {osp.dirname(path)} was made with another config ({path}: '
+        f'{shown}): its results would be mixed with this call\'s in one table. Use another '
+        f'--out-dir, or delete {osp.dirname(path)} to train it again with this config.')
+
+
+def read_result(path: str) -> Dict[str, object]:
+    """A run's ``result.json``, checked: JSON, a record with ``metrics``, every metric a
+    finite number and every % metric in [0, 100].
+
+    Raises:
+        ValueError: Naming the file, the key and the value.
+    """
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{path} is not JSON ({e}): delete its run folder to train that run '
+                         'again') from e
+    if not isinstance(record, dict) or not isinstance(record.get('metrics'), dict):
+        raise ValueError(f'{path} holds no "metrics" record: delete its run folder to train '
+                         'that run again')
+    for key, value in record['metrics'].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value):
+            raise ValueError(f'{path}: metrics[{key!r}] = {value!r} is not a finite number: '
+                             'the file was edited or damaged; delete its run folder to train '
+                             'that run again')
+        if key.split('/')[-1] in PERCENT_METRICS and not 0 <= value <= 100:
+            raise ValueError(f'{path}: metrics[{key!r}] = {value!r} is a percentage outside '
+                             '[0, 100]: the file was edited or damaged; delete its run folder '
+                             'to train that run again')
+    return record
+
+
 def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, object]:
-    """Train ``run`` (unless its result exists) and return its result record."""
+    """Train ``run`` (unless its result exists, made with the same resolved config:
+    :func:`resolved_run`) and return its result record."""
     folder = run_dir(out_dir, run.name)
     result_path = osp.join(folder, 'result.json')
+    run_path = osp.join(folder, 'run.json')
+    resolved = resolved_run(run)
     if osp.exists(result_path):
-        with open(result_path) as f:
-            return json.load(f)
+        record = read_result(result_path)
+        if 'resolved' not in record:
+            print(f'{result_path} was written without its config (an older mmkd): reused '
+                  'unchecked', flush=True)
+        check_same_run(result_path, record.get('resolved'), run, resolved)
+        return record
+    if osp.exists(run_path):  # started, not finished: resume only the same config
+        with open(run_path) as f:
+            check_same_run(run_path, json.load(f), run, resolved)
+    os.makedirs(folder, exist_ok=True)
+    with open(run_path, 'w') as f:
+        json.dump(resolved, f, indent=1)
     work_dir = osp.join(folder, 'work')
     cmd = [python, osp.join(REPO_ROOT, 'tools/train.py'), run.config, '--work-dir', work_dir,
            *run.extra_args]
@@ -91,7 +192,6 @@ def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, o
             after_ckpt = json.load(f)['checkpoint']
         options = [o.replace('{after}', after_ckpt) for o in options]
     cmd += ['--cfg-options', f'randomness.seed={run.seed}', *options]
-    os.makedirs(folder, exist_ok=True)
     start = time.time()
     with open(osp.join(folder, 'train.log'), 'a') as logfile:
         proc = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
@@ -100,7 +200,8 @@ def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, o
                            f'{osp.join(folder, "train.log")}\ncommand: {" ".join(cmd)}')
     record = dict(name=run.name, group=run.group, seed=run.seed, config=run.config,
                   options=run.options, seconds=round(time.time() - start, 1),
-                  checkpoint=last_checkpoint(work_dir), metrics=final_metrics(work_dir))
+                  checkpoint=last_checkpoint(work_dir), metrics=final_metrics(work_dir),
+                  resolved=resolved)
     with open(result_path + '.tmp', 'w') as f:
         json.dump(record, f, indent=1)
     os.replace(result_path + '.tmp', result_path)

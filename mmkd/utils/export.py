@@ -1,13 +1,16 @@
 """Export each student of a distiller checkpoint as a standalone checkpoint + config."""
 import copy
 import inspect
+import logging
 import os
 import os.path as osp
-from typing import List, Optional, Tuple
+import shutil
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 from mmengine.runner import save_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -38,6 +41,62 @@ def name_lone_model(cfg: Config, name: str) -> None:
     if model_cls is not None and 'name' in inspect.signature(model_cls).parameters:
         cfg.model['name'] = name
     _name_evaluators(cfg, name)
+
+
+def prepare_out_dir(out_dir: str, overwrite: bool, keep: Sequence[str] = ()) -> None:
+    """Make ``out_dir`` an empty folder for an export, before any work: a folder that holds
+    files is refused (an export into it would replace ``student0.pth`` and leave the other
+    export's files beside the new ones) unless ``overwrite``, which removes it whole first.
+    ``keep`` (the checkpoint and config being exported) must not lie inside it.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files and ``overwrite`` is False, or it is a file.
+        ValueError: ``overwrite`` would remove a file of ``keep``.
+    """
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise FileExistsError(f'--out-dir {out_dir} is a file, not a folder')
+    found = sorted(os.listdir(out_dir)) if osp.isdir(out_dir) else []
+    if found and not overwrite:
+        shown = ', '.join(found[:5]) + (f' and {len(found) - 5} more' if len(found) > 5 else '')
+        raise FileExistsError(
+            f'--out-dir {out_dir} is not empty ({shown}): exporting into it would mix this '
+            'export with what is there. Pick a new folder, or pass --overwrite to replace it '
+            'whole.')
+    if found:
+        root = osp.join(osp.abspath(out_dir), '')
+        inside = [p for p in keep if osp.abspath(p).startswith(root)]
+        if inside:
+            raise ValueError(f'--overwrite would remove {out_dir} whole, which holds '
+                             f'{", ".join(inside)} (what is being exported): pick another '
+                             '--out-dir')
+        shutil.rmtree(out_dir)
+        print_log(f'--overwrite: removed {out_dir} ({len(found)} entries) before the export',
+                  logger='current', level=logging.WARNING)
+    os.makedirs(out_dir, exist_ok=True)
+
+
+def export_config(config: str, checkpoint: str, data_root: Optional[str] = None,
+                  cfg_options: Optional[dict] = None) -> Tuple[Config, str]:
+    """The config to export ``checkpoint``'s students from: the one its run dumped beside it
+    (``<checkpoint folder>/<config file name>``, with the run's ``--data-root`` and
+    ``--cfg-options``) when there is one, else ``config``; then ``cfg_options`` and
+    ``data_root`` on top.
+
+    Returns:
+        tuple: The config and a phrase naming where it came from.
+    """
+    dumped = osp.join(osp.dirname(checkpoint), osp.basename(config))
+    use_dumped = osp.isfile(dumped) and osp.abspath(dumped) != osp.abspath(config)
+    cfg = Config.fromfile(dumped if use_dumped else config)
+    source = (f'{dumped} (the config the run dumped beside its checkpoint)' if use_dumped
+              else config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        from .launch import set_data_root
+        set_data_root(cfg, data_root)
+        source += f', --data-root {data_root}'
+    return cfg, source
 
 
 def _student_cfgs(cfg: Config) -> List[dict]:
@@ -147,7 +206,8 @@ def export_students(cfg: Config, checkpoint: str, out_dir: str) -> List[Tuple[st
             student_cfg.model = student
             student_cfg.custom_hooks = [
                 h for h in cfg.get('custom_hooks', []) if h.get('type') != 'PSKDMemoryHook']
-            student_cfg.load_from = None
+            student_cfg.load_from, student_cfg.resume = None, False
+            student_cfg.pop('work_dir', None)  # the run's: tests of it would log there
             _name_evaluators(student_cfg, name)
             found = torchvision_classifier(student)
             if found is not None:

@@ -54,6 +54,12 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     DDP wrap CPU modules. Nothing of mmengine is patched.
     """
     cfg.launcher = launcher
+    if launcher == 'pytorch' and not all(k in os.environ for k in ('RANK', 'WORLD_SIZE')):
+        raise RuntimeError(
+            '--launcher pytorch: RANK / WORLD_SIZE are not set, so this process was not '
+            'started by torchrun. Use tools/dist_train.sh CONFIG NUM_PROCS (or '
+            'tools/dist_test.sh), or `torchrun --nproc_per_node N tools/train.py ... '
+            '--launcher pytorch`; for one process leave out --launcher.')
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':
@@ -125,6 +131,12 @@ def load_run_config(args: argparse.Namespace) -> Config:
         # models against their dataset's classes, before the first iteration; prefixed, so
         # that mmdet-scoped configs (exported students, drop-in configs) find it too
         cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='mmkd.NumClassesCheckHook')]
+    from .run_checks import RunStartCheckHook  # noqa: F401 (registers it)
+    if not any(str(h.get('type')).split('.')[-1] == 'RunStartCheckHook'
+               for h in cfg.custom_hooks):
+        # the checkpoint load_from / --resume brings, and the batch size, against the model
+        # and the dataset as built
+        cfg.custom_hooks = [*cfg.custom_hooks, dict(type='mmkd.RunStartCheckHook')]
     setup_launcher(cfg, args.launcher)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -213,7 +213,8 @@ def plain_mmdet_config(cfg: Config, model: dict, out_dir: str, name: str) -> Con
         if plain.get(loader):
             plain[loader].dataset = _plain_dataset(
                 plain[loader].dataset, f'{loader}.dataset',
-                osp.join(out_dir, f'{name}_{loader.split("_")[0]}.json'))
+                # absolute: CocoDataset joins a relative ann_file to its data_root
+                osp.abspath(osp.join(out_dir, f'{name}_{loader.split("_")[0]}.json')))
     for stage in ('val', 'test'):
         evaluator = plain.get(f'{stage}_evaluator')
         metrics = evaluator if isinstance(evaluator, list) else [evaluator]

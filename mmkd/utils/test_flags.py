@@ -2,6 +2,8 @@
 ``--wait-time``, ``--tta``, and a progress bar."""
 import argparse
 import copy
+import os
+import os.path as osp
 
 from mmengine.config import Config, ConfigDict
 
@@ -57,10 +59,67 @@ def tta_config(cfg: Config) -> None:
     dataset.pipeline = cfg.tta_pipeline
 
 
+def check_writable(path: str, what: str) -> None:
+    """Create (then remove) ``path`` to prove it can be written, before the evaluation that
+    would fail to write it at its very end, with no metrics printed.
+
+    Raises:
+        OSError: Naming the option and the path.
+    """
+    existed = osp.exists(path)
+    try:
+        if osp.dirname(path):
+            os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'ab'):
+            pass
+    except OSError as e:
+        raise OSError(f'{what} {path} cannot be written ({e.strerror or e}): nothing was '
+                      'evaluated. Pick a writable path.') from e
+    if not existed:
+        os.remove(path)
+
+
+def _test_dataset(cfg: Config) -> dict:
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset['dataset']
+    return dataset
+
+
+def check_show_dir(cfg: Config, option: str) -> None:
+    """``--show`` / ``--show-dir`` draw boxes: refuse a test set that is not a detection set
+    (its pipeline does not end in ``PackDetInputs``) before the evaluation, which would end
+    in an ``AttributeError`` at the first picture.
+
+    Raises:
+        ValueError: Naming the option and the model type.
+    """
+    pipeline = _test_dataset(cfg).get('pipeline') or []
+    if pipeline and str(pipeline[-1].get('type')).endswith('PackDetInputs'):
+        return
+    raise ValueError(f'{option} draws each model\'s detection boxes, but this config\'s test '
+                     f'set is not a detection set (model.type = {cfg.model.get("type")!r}; its '
+                     'test pipeline does not end in PackDetInputs). Leave out '
+                     f'{option}; for a classifier, tools/plot_figures.py draws the accuracy and '
+                     'reliability figures.')
+
+
+def _saved_predictions(cfg: Config):
+    evaluator = cfg.get('test_evaluator')
+    for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+        if isinstance(metric, dict) and metric.get('save_predictions'):
+            yield metric['save_predictions']
+
+
 def apply_test_flags(cfg: Config, args: argparse.Namespace) -> None:
-    """Apply :func:`add_test_arguments`' options to ``cfg``, and add the progress bar."""
+    """Apply :func:`add_test_arguments`' options to ``cfg``, and add the progress bar. Every
+    output path is checked to be writable, and ``--show`` / ``--show-dir`` to meet a detection
+    test set, before anything is evaluated."""
     hooks = list(cfg.get('custom_hooks', []))
+    for path in _saved_predictions(cfg):
+        check_writable(path, 'test_evaluator.save_predictions')
     if args.show or args.show_dir:
+        check_show_dir(cfg, '--show-dir' if args.show_dir else '--show')
         hooks.append(dict(type='mmkd.DetComparisonHook', out_dir=args.show_dir,
                           max_images=args.show_max, show=args.show,
                           wait_time=args.wait_time))
@@ -68,6 +127,7 @@ def apply_test_flags(cfg: Config, args: argparse.Namespace) -> None:
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out {args.out}: the predictions are a pickle, name it .pkl')
+        check_writable(args.out, '--out')
         evaluator = cfg.test_evaluator
         evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
         cfg.test_evaluator = evaluator + [

@@ -1,10 +1,13 @@
 """What tools/train.py (and tools/test.py) check in the work dir before the runner writes
 anything there."""
 import glob
+import logging
+import os
 import os.path as osp
 import time
 from typing import List, Optional
 
+from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
 
@@ -24,13 +27,31 @@ def check_work_dir(work_dir: str, resume: Optional[str], overwrite: bool) -> Non
         FileExistsError: Naming the folder, its checkpoints and the three ways on.
     """
     found = checkpoints_in(work_dir) if osp.isdir(work_dir) else []
-    if resume is not None or overwrite or not found:
+    if resume is not None or not found:
+        return
+    if overwrite:
+        remove_checkpoints(work_dir, found)
         return
     shown = ', '.join(found[:5]) + (f' and {len(found) - 5} more' if len(found) > 5 else '')
     raise FileExistsError(
         f'work dir {work_dir} already holds checkpoints ({shown}): training there again would '
         'overwrite them. Continue that run with --resume, train into a new --work-dir, or '
         'pass --overwrite to replace them.')
+
+
+def remove_checkpoints(work_dir: str, names: List[str]) -> None:
+    """``--overwrite``: remove the old run's checkpoints (and their digests) before the new
+    run starts, so that none of them is left beside the new run's (a shorter run would leave
+    ``epoch_3.pth`` beside its ``epoch_1.pth``, and a later ``--resume`` or test would pick
+    the old one). Its log folders stay."""
+    for name in names:
+        path = osp.join(work_dir, name)
+        for file in (path, f'{path}.sha256'):
+            if osp.isfile(file):
+                os.remove(file)
+    print_log(f'--overwrite: removed the old run\'s checkpoints from {work_dir}: '
+              f'{", ".join(names)} (its log folders stay)', logger='current',
+              level=logging.WARNING)
 
 
 def resume_checkpoint(work_dir: str) -> str:

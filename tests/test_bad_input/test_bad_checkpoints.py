@@ -112,8 +112,8 @@ def test_a_checkpoint_without_digest_loads_with_one_note(run_copy, mmkd_log):
     assert 'state_dict' in state
     notes = [m for m in mmkd_log if 'has no digest' in m]
     assert notes == [f'checkpoint {work}/epoch_2.pth has no digest ({work}/epoch_2.pth.sha256 '
-                     'is missing: an older or a foreign checkpoint), so it is loaded without '
-                     'an integrity check']
+                     'is missing: an older or a foreign checkpoint), so it is checked only '
+                     'against the CRC-32s of its zip archive']
 
 
 def test_a_failed_digest_write_leaves_no_stale_digest(tmp_path, monkeypatch):
