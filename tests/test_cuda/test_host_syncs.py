@@ -1,0 +1,73 @@
+"""No host<->device copy or GPU wait in mmkd's code during a training iteration.
+
+Counted on the CPU by :class:`mmkd.testing.host_sync.HostSyncCounter` (``.item()``,
+``.cpu()``, ``bool(tensor)``, ``nonzero``, boolean masks, tensors made from host data, ...)
+over whole runner iterations (hooks + ``train_step``: data preprocessor, forward, losses,
+backward, every optimiser's step), after a first iteration (lazy set-up). Attributed by the
+file that makes the call, and asserted for mmkd's files. Not counted against mmkd:
+
+* mmengine's logging: ``RuntimeInfoHook`` / ``LoggerHook`` read every logged scalar with
+  ``.item()`` each iteration, and ``OptimWrapper`` logs ``float(grad_norm)`` when
+  ``clip_grad`` is set: the log needs the numbers on the host;
+* mmdet's dense heads and assigners (GFL / ATSS: ``nonzero``, boolean masks, ``.item()`` of
+  the positive count): third-party code mmkd calls as it is;
+* :data:`ALLOWED`: mmkd's finite-loss guard reads one flag per step, on purpose, to stop
+  before an optimiser step on a NaN/inf loss (``mmkd/models/utils/finite_loss.py``).
+"""
+import pytest
+import torch
+from mmengine.runner import EpochBasedTrainLoop, Runner
+
+from mmkd.registry import LOOPS
+from mmkd.testing.host_sync import HostSyncCounter
+from mmkd.testing.tiny_runs import KINDS, tiny_run_cfg
+
+ALLOWED = {('item', 'mmkd/models/utils/finite_loss.py')}
+COUNTED = []
+
+
+@LOOPS.register_module(force=True)  # test-only loop; re-imports must not fail
+class HostSyncCountingLoop(EpochBasedTrainLoop):
+    """Counts host syncs in every iteration but the first."""
+
+    def run_iter(self, idx, data_batch) -> None:
+        if self._iter == 0:
+            return super().run_iter(idx, data_batch)
+        with HostSyncCounter() as counter:
+            super().run_iter(idx, data_batch)
+        COUNTED.append(counter)
+
+
+def mmkd_calls(counter):
+    return {(kind, where): n for (kind, where), n in counter.by_package().get('mmkd', {}).items()
+            if (kind, where.rsplit(':', 1)[0]) not in ALLOWED}
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_no_host_sync_in_mmkd_training_iterations(kind, tmp_path):
+    cfg = tiny_run_cfg(kind, str(tmp_path), batch_size=2)
+    cfg.train_cfg.type = 'mmkd.HostSyncCountingLoop'
+    COUNTED.clear()
+    Runner.from_cfg(cfg).train()
+    assert len(COUNTED) >= 1
+    for counter in COUNTED:
+        assert not mmkd_calls(counter), counter.report()
+        allowed = sum(n for (kind_, where), n in counter.by_package().get('mmkd', {}).items())
+        assert allowed <= 1, counter.report()  # the finite-loss flag, once per step
+
+
+def test_counter_finds_each_kind_of_sync():
+    x = torch.arange(6.)
+    with HostSyncCounter() as counter:
+        x.sum().item()
+        bool(x.any())
+        x[x > 2]
+        x.nonzero()
+        torch.tensor([1., 2.])
+        x.to(torch.float64)  # a dtype cast: not a copy between devices
+        x.to('cpu')  # the host named outright: a copy whenever x is on a GPU
+        torch.as_tensor(x)  # from a tensor: no host data
+    kinds = sorted(kind for kind, _ in counter.calls)
+    assert kinds == ['__bool__', '__getitem__[bool mask]', 'item', 'nonzero',
+                     'tensor(host data)', 'to(cpu)']
+    assert set(counter.by_package()) == {'other'}  # this test file
