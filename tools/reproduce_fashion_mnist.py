@@ -12,7 +12,8 @@ Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' head
   exit-ensemble top-1.
 * ``selfdistill-long`` — the same rows, DMFL with gradient only, at a schedule where PS-KD can
   act (``configs/fashion_mnist/multi-exit_r18w8_1xb128-30e_fashion-mnist.py``, 30 epochs),
-  run in the order baseline, +PS-KD, +PS-KD+BYOT+DMFL, +BYOT, +DMFL; the tables add Welch's
+  run in the order baseline and +PS-KD (seed by seed), +PS-KD+BYOT+DMFL, +BYOT, +DMFL
+  (~19 min a run on the shared 2-core machine); the tables add Welch's
   p of each row against the baseline, and ``figures/test_error_curves.png`` shows the
   per-epoch test error of every row (mean ± std over seeds).
 * ``cls`` — paper B, Table 2 form: students alone, KD, ML, KD+ML online / offline, teacher /
@@ -101,9 +102,11 @@ def base_config(path: str, data_root: str, full: bool, full_overrides: dict) -> 
 
 
 def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
-                      rows=SELF_DISTILL_ROWS, curves: bool = False) -> str:
+                      rows=SELF_DISTILL_ROWS, curves: bool = False, paired: int = 0) -> str:
     """Train (or with ``args.no_train`` only collect) ``rows`` x ``args.seeds`` of ``config``
-    and return the report; ``curves`` adds the per-epoch test-error figure and Welch's p."""
+    and return the report; ``curves`` adds the per-epoch test-error figure and Welch's p.
+    Runs go row by row, except the first ``paired`` rows, which go first and seed by seed
+    (a part cut short then still compares them at equal numbers of seeds)."""
     full = {'model.backbone.base_channels': 64,
             'train_dataloader.dataset.subset_size': None,
             'param_scheduler': [dict(type='MultiStepLR', by_epoch=True, milestones=[150, 225],
@@ -122,6 +125,8 @@ def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
             preds = osp.join(run_dir(out_dir, run), 'preds.pt')  # for the figures
             runs.append(Run(run, path, seed=seed, group=name,
                             options=[f'val_evaluator.save_predictions={preds}']))
+    head = paired * len(args.seeds)
+    runs[:head] = sorted(runs[:head], key=lambda r: args.seeds.index(r.seed))  # stable
     results = finished(runs, out_dir) if args.no_train else execute_all(runs, out_dir)
     if any(r['name'] == f'{FULL_METHOD}_s{args.seeds[0]}' for r in results):
         figures(out_dir, f'{FULL_METHOD}_s{args.seeds[0]}')
@@ -261,7 +266,7 @@ def main():
             report = self_distill_part(args, out)
         elif part == 'selfdistill-long':
             report = self_distill_part(args, out, LONG_SELF_DISTILL_CFG, LONG_SELF_DISTILL_ROWS,
-                                       curves=True)
+                                       curves=True, paired=2)
         elif part == 'cls':
             cfg = base_config(CLS_CFG, args.data_root, args.full, {
                 'train_dataloader.dataset.subset_size': None, 'train_cfg.max_epochs': 30,

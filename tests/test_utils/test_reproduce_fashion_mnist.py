@@ -124,6 +124,19 @@ def test_no_train_reports_finished_runs_only(tmp_path, monkeypatch):
         f'{name}.py' for name, _, _ in rows)
 
 
+def test_paired_rows_run_first_seed_by_seed(tmp_path, monkeypatch):
+    order = []
+    part = TOOL['self_distill_part']
+    monkeypatch.setitem(part.__globals__, 'execute_all',
+                        lambda runs, out: order.extend(r.name for r in runs) or [])
+    args = SimpleNamespace(data_root=None, full=False, seeds=[2, 0], no_train=False)
+    part(args, str(tmp_path), TOOL['LONG_SELF_DISTILL_CFG'], TOOL['LONG_SELF_DISTILL_ROWS'],
+         paired=2)
+    assert order == ['baseline_s2', 'pskd_s2', 'baseline_s0', 'pskd_s0',
+                     'pskd-byot-dmfl-grad_s2', 'pskd-byot-dmfl-grad_s0', 'byot_s2', 'byot_s0',
+                     'dmfl-grad_s2', 'dmfl-grad_s0']
+
+
 def test_missing_files_in_a_custom_folder_are_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         TOOL['ensure_fashion_mnist'](str(tmp_path))
