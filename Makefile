@@ -29,7 +29,7 @@ SEEDS ?= 0 1 2
 CIFAR_CFG ?= configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py
 CIFAR_DIR ?= work_dirs/cifar_demo
 
-.PHONY: env demo demo-cifar compare before-after reproduce test bench
+.PHONY: env demo demo-cifar compare before-after reproduce test test-torch21 bench
 
 env:
 	bash tools/setup_env.sh
@@ -73,6 +73,12 @@ reproduce: env
 
 test: env
 	$(PY) -m pytest tests -q -p no:cacheprovider
+
+# The whole suite on the oldest supported stack (torch 2.1.2, mmcv 2.1.0 built from source,
+# mmengine 0.10.7, mmdet 3.3.0) in .venv-torch21: docs/get_started.md.
+test-torch21:
+	STACK=torch21 bash tools/setup_env.sh
+	.venv-torch21/bin/python -m pytest tests -q -p no:cacheprovider
 
 bench: env
 	$(PY) tools/benchmark.py
