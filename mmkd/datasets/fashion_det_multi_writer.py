@@ -112,9 +112,10 @@ def render_scene(articles: Sequence[np.ndarray], fragments: Sequence[np.ndarray]
     """One image: the texture, the ``fragments`` under the ``articles``, softened.
 
     Returns:
-        tuple: ``(rgb uint8 (size, size, 3), [dict(article=k, side, bbox, area)])``, one entry
-        per article placed, ``k`` its position in ``articles``; the first always is, a later
-        one is left out when no position keeps the placed ones visible enough.
+        tuple: ``(rgb uint8 (size, size, 3), [dict(article=k, side, bbox, area, hidden)])``,
+        one entry per article placed, ``k`` its position in ``articles``, ``hidden`` the
+        fraction of its pixels under later articles; the first always is placed, a later one
+        is left out when no position keeps the placed ones visible enough.
     """
     img = _mucosa((size, size), rng)
     clutter = [_fragment(f, side_range, threshold, size, rng) for f in fragments]
@@ -132,8 +133,9 @@ def render_scene(articles: Sequence[np.ndarray], fragments: Sequence[np.ndarray]
             placed.append((k, side))
     boxes, areas = paste_pieces(img, clutter + pieces)
     return soften(img), [
-        dict(article=k, side=side, bbox=box, area=area)
-        for (k, side), box, area in zip(placed, boxes[len(clutter):], areas[len(clutter):])]
+        dict(article=k, side=side, bbox=box, area=area, hidden=round(1 - area / total, 4))
+        for (k, side), box, area, total in zip(placed, boxes[len(clutter):],
+                                               areas[len(clutter):], totals)]
 
 
 def _check_args(num_train: int, num_val: int, size: int, side_range: Tuple[int, int],
@@ -198,7 +200,8 @@ def write_fashion_det_multi(out: str,
         out/annotations/val.json     height), annotations (bbox [x, y, w, h] of the visible
                                      pixels, x + w = last column + 1; area = visible pixel
                                      count; category_id = label + 1; iscrowd 0; and where
-                                     the article comes from: source = {split, index, side}),
+                                     the article comes from: source = {split, index, side,
+                                     hidden: the fraction of its pixels under later ones}),
                                      categories (coco_categories())
 
     Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed writes the
@@ -285,7 +288,7 @@ def _write_split(out: str, name: str, source: str, images: np.ndarray, labels: n
                 id=len(coco['annotations']) + 1, image_id=img_id,
                 category_id=int(labels[index]) + 1, bbox=[x1, y1, x2 - x1, y2 - y1],
                 area=p['area'], iscrowd=0, source=dict(split=source, index=index,
-                                                       side=p['side'])))
+                                                       side=p['side'], hidden=p['hidden'])))
     with open(osp.join(out, 'annotations', f'{name}.json'), 'w', encoding='utf-8') as f:
         json.dump(coco, f)
     return coco

@@ -19,7 +19,7 @@ from mmkd.registry import DATASETS, METRICS, MODELS
 from mmkd.testing import write_fashion_mnist, write_idx
 from mmkd.utils import register_all_modules, set_data_root
 
-CONFIG = 'configs/fashion_mnist/det-kdml_gfl-r18w32-to-r18w8x2_1xb8-8e_fashion-det-multi.py'
+CONFIG = 'configs/fashion_mnist/det-kdml_gfl-r18w32-to-r18w8x2_1xb8-6e_fashion-det-multi.py'
 TOOL = 'tools/data/make_fashion_det.py'
 SIZE, NUM_TRAIN, NUM_VAL, SIDES = 64, 10, 5, (12, 32)
 
@@ -116,7 +116,8 @@ class TestRenderScene:
         assert rgb.shape == (40, 40, 3) and rgb.dtype == np.uint8
         (entry, ) = placed
         x1, y1, x2, y2 = entry['bbox']
-        assert (entry['article'], entry['side'], entry['area']) == (0, 28, 7 * 15)
+        assert (entry['article'], entry['side'], entry['area'], entry['hidden']) == (0, 28, 105,
+                                                                                    0.0)
         assert (x2 - x1, y2 - y1) == (7, 15)
         # the grey article on the red texture: the box's interior is R == G == B == 200
         inner = rgb[y1 + 2:y2 - 2, x1 + 2:x2 - 2].astype(int)
@@ -133,7 +134,10 @@ class TestRenderScene:
                 assert 16 <= p['side'] <= 40
                 x1, y1, x2, y2 = p['bbox']
                 assert 0 <= x1 < x2 <= 96 and 0 <= y1 < y2 <= 96
-                assert p['area'] >= 0.6 * p['side'] ** 2  # max_hidden 0.4 of a full square
+                # max_hidden 0.4 of a full square
+                assert p['area'] == round((1 - p['hidden']) * p['side'] ** 2)
+                assert p['hidden'] <= 0.4 and p['area'] >= 0.6 * p['side'] ** 2
+            assert placed[-1]['hidden'] == 0  # nothing on top of the last one
 
 
 class TestWriteFashionDetMulti:
@@ -169,6 +173,7 @@ class TestWriteFashionDetMulti:
                 assert SIDES[0] <= side <= SIDES[1]
                 assert 0 <= x and 0 <= y and x + w <= SIZE and y + h <= SIZE
                 assert 0 < w <= side and 0 < h <= side and 0 < a['area'] <= w * h
+                assert 0 <= a['source']['hidden'] <= 0.4  # max_hidden
                 assert a['iscrowd'] == 0
 
     def test_unoccluded_box_is_the_article_extent(self, idx_root, tmp_path):
@@ -206,7 +211,7 @@ class TestWriteFashionDetMulti:
         for loader, split in ((cfg.train_dataloader, 'train'), (cfg.val_dataloader, 'val')):
             ds = DATASETS.build(loader.dataset)
             coco = _coco(det_root, split)
-            assert len(ds) == len(coco['images'])  # the train indices=500 keeps all 10
+            assert len(ds) == len(coco['images'])
             for i in range(len(ds)):
                 info = ds.get_data_info(i)
                 anns = [a for a in coco['annotations'] if a['image_id'] == info['img_id']]
