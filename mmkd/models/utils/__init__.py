@@ -1,11 +1,14 @@
 from .box_ensemble import (batch_ensemble, pool_nms_ensemble,
                            weighted_boxes_fusion)
+from .cross_head import (CROSS_HEAD_NAMES, cross_head_unsupported, head_from_layer,
+                         tower_features)
 from .dense_predictions import (DECODING, SUPPORTED_HEADS, DensePredictions, dense_predictions,
                                 unsupported_reason)
 from .finite_loss import FiniteLossMixin, NonFiniteLossError, check_finite_loss
 from .pskd_memory import PSKDMemory
 
 __all__ = [
+    'CROSS_HEAD_NAMES', 'cross_head_unsupported', 'head_from_layer', 'tower_features',
     'DECODING', 'DensePredictions', 'SUPPORTED_HEADS', 'dense_predictions', 'unsupported_reason',
     'FiniteLossMixin', 'NonFiniteLossError', 'PSKDMemory', 'batch_ensemble', 'check_finite_loss',
     'pool_nms_ensemble', 'weighted_boxes_fusion'
