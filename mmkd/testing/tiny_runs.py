@@ -21,12 +21,15 @@ def _loaders(cfg: Config, batch_size: int, scale=None, **dataset) -> None:
                 step.scale = scale
 
 
-def tiny_run_cfg(kind: str, root: str, batch_size: int = 4) -> Config:
+def tiny_run_cfg(kind: str, root: str, batch_size: int = 4, scale=(64, 64),
+                 validate: bool = False) -> Config:
     """The config of ``kind`` (one of :data:`KINDS`: ``KDMLDistiller`` on MSI tiles,
     ``DetKDMLDistiller`` and ``SingleBoxKDMLDistiller`` on Kvasir-SEG, ``MultiExitDistiller``
     with PS-KD + BYOT + DMFL on CIFAR-100) with tiny models, data written under ``root``
-    (8 training images of 32 px, 4 of 64 px for the detectors, 100 for CIFAR) and ``batch_size``
-    images per batch (a last, smaller batch dropped), 1 epoch, seed 0, no validation during training."""
+    (8 training images of 32 px, 5 resized to ``scale`` for the detectors, 100 for CIFAR) and
+    ``batch_size`` images per batch (a last, smaller batch dropped), 1 epoch, seed 0, and a
+    validation after it only if ``validate`` (the detectors' heads need ``scale`` ≥ 160 for
+    a one-image batch: their GroupNorm sees one value per group at 64 px)."""
     if kind == 'cls-kdml':
         data = write_msi_tiles(f'{root}/msi', 'kaggle', num_patients=4, tiles_per_patient=2,
                                img_size=32)
@@ -46,7 +49,7 @@ def tiny_run_cfg(kind: str, root: str, batch_size: int = 4) -> Config:
             cfg = scratch_config('configs/kvasir/kvasir_box-kdml_v1.py')
             for model in (cfg.model.teacher, *cfg.model.students):
                 model.backbone.arch = 'resnet18'
-        _loaders(cfg, batch_size, scale=(64, 64))
+        _loaders(cfg, batch_size, scale=scale)
     elif kind == 'multi-exit':
         data = f'{root}/cifar'
         write_cifar100(data, num_train_per_class=1, num_test_per_class=1)
@@ -60,7 +63,8 @@ def tiny_run_cfg(kind: str, root: str, batch_size: int = 4) -> Config:
     loader = cfg.train_dataloader
     (loader.batch_sampler if loader.get('batch_sampler') else loader).drop_last = True
     cfg.train_cfg.update(max_epochs=1, val_interval=100)
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # training only
+    if not validate:
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
     cfg.randomness = dict(seed=0)
     cfg.work_dir = f'{root}/work'
