@@ -84,6 +84,8 @@ def test_box_and_map_losses_on_cuda_match_cpu():
         (L.box_kd_loss, (b, t, w)),
         (L.dmfl_loss, (f, g)),
         (L.ld_kd_loss, (d, e, w)),
+        (L.cwd_loss, (f, g)),
+        (L.pkd_loss, (f, g)),
     ]
     for fn, args in cases:
         expected = fn(*args)
