@@ -28,6 +28,7 @@ import torch
 from mmkd.visualization.figures import (find_scalars_files, last_metrics, plot_accuracy_bars,
                                         plot_detection_grid, plot_reliability_diagram,
                                         plot_training_curves)
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 
 def parse_args(argv=None):
@@ -68,7 +69,7 @@ def main(argv=None):
         print(f'skipped accuracy_bars.png: no val or test metrics in {args.work_dir}')
 
     if args.predictions:
-        saved = torch.load(args.predictions, weights_only=True)
+        saved = safe_torch_load(args.predictions)
         for model, probs in saved['probs'].items():
             written.append(plot_reliability_diagram(
                 probs, saved['labels'], osp.join(args.out_dir, f'reliability_{model}.png'),

@@ -1,9 +1,15 @@
-"""Allow-list that lets ``torch.load(weights_only=True)`` open mmengine checkpoints.
+"""Allow-list that lets ``torch.load(weights_only=True)`` open mmengine checkpoints, and the
+same refusal of everything else on every torch mmkd supports.
 
 torch >= 2.6 loads with ``weights_only=True`` by default and mmengine 0.10.7 does not pass
-the argument, so ``resume`` fails on every checkpoint mmengine writes. Instead of switching
-``weights_only`` off (which would let a checkpoint run arbitrary code), the exact types that
-mmengine's checkpoints hold beside tensors are allowed:
+the argument, so ``resume`` fails on every checkpoint mmengine writes; torch < 2.6 unpickles
+in full by default, so a checkpoint could run code. mmkd loads every local checkpoint itself
+(:func:`safe_torch_load`, registered as mmengine's loader of local files): on torch >= 2.4 with
+``weights_only=True`` and this allow-list added to torch's, on older torch (2.1–2.3, whose
+weights-only unpickler cannot rebuild numpy arrays or other objects) with a restricted
+unpickler that admits torch's own weights-only globals plus this allow-list and nothing else.
+Instead of switching ``weights_only`` off, the exact types that mmengine's checkpoints hold
+beside tensors are allowed:
 
 * ``message_hub``: ``HistoryBuffer`` objects, whose state names their statistics methods
   through ``getattr(HistoryBuffer, 'min')`` etc. Only that use of ``getattr`` is allowed;
@@ -18,8 +24,10 @@ the export tool). The same paths first check a local file against the digest sav
 (``checkpoint_digest.py``).
 """
 import collections
+import os.path as osp
 import pickle
 import re
+import types
 
 import numpy as np
 import torch
@@ -62,9 +70,66 @@ CHECKPOINT_SAFE_GLOBALS = [
 ] + _numpy_globals()
 
 
+# torch >= 2.4 extends its weights-only unpickler with add_safe_globals.
+NATIVE_ALLOWLIST = hasattr(torch.serialization, 'add_safe_globals')
+
+
 def register_checkpoint_safe_globals() -> None:
-    """Add :data:`CHECKPOINT_SAFE_GLOBALS` to torch's ``weights_only`` allow-list."""
-    torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
+    """Add :data:`CHECKPOINT_SAFE_GLOBALS` to torch's ``weights_only`` allow-list (torch >= 2.4;
+    older torch loads through :data:`restricted_pickle` instead)."""
+    if NATIVE_ALLOWLIST:
+        torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
+
+
+def _allowed_by_name() -> dict:
+    """``'module.name'`` → object of every global a checkpoint may hold: torch's own
+    weights-only globals (tensors, storages, dtypes, ``OrderedDict``, ...) and ours."""
+    from torch._weights_only_unpickler import _get_allowed_globals
+    allowed = dict(_get_allowed_globals())
+    for item in CHECKPOINT_SAFE_GLOBALS:
+        obj, name = item if isinstance(item, tuple) else (item, None)
+        allowed[name or f'{obj.__module__}.{obj.__qualname__}'] = obj
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only the allowed globals (the restricted-unpickler
+    pattern of Python's ``pickle`` documentation); torch adds its storages on top."""
+
+    def find_class(self, module, name):
+        obj = _allowed_by_name().get(f'{module}.{name}')
+        if obj is None:
+            raise pickle.UnpicklingError(
+                f'Weights only load failed: unsupported GLOBAL {module}.{name} '
+                f'({__name__})')
+        return obj
+
+
+def _restricted_load(file, **kwargs):
+    return _RestrictedUnpickler(file, **kwargs).load()
+
+
+# A pickle module for torch.load(pickle_module=...): Unpickler and load, restricted.
+restricted_pickle = types.SimpleNamespace(__name__='mmkd_restricted_pickle',
+                                          Unpickler=_RestrictedUnpickler, load=_restricted_load)
+
+
+def safe_torch_load(file, map_location=None):
+    """``torch.load`` that refuses anything outside the allow-list, on every torch:
+    ``weights_only=True`` with :data:`CHECKPOINT_SAFE_GLOBALS` registered (torch >= 2.4), or
+    the restricted unpickler (torch 2.1–2.3)."""
+    if NATIVE_ALLOWLIST:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    return torch.load(file, map_location=map_location, weights_only=False,
+                      pickle_module=restricted_pickle)
+
+
+def _load_from_local(filename, map_location):
+    """mmengine's loader of local checkpoint files, with :func:`safe_torch_load`."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_torch_load(filename, map_location=map_location)
 
 
 class RefusedCheckpointError(pickle.UnpicklingError):
@@ -103,11 +168,14 @@ def _explain_load_error(filename: str, error: Exception) -> Exception:
 def install_checkpoint_load_errors() -> None:
     """Wrap ``mmengine.runner.CheckpointLoader.load_checkpoint`` (through which every mmengine
     checkpoint load goes, whatever the scheme) so that a local file is checked against its
-    digest first, and a refused pickle or a truncated file is re-raised with the file name.
-    Installing twice wraps once."""
+    digest first, loaded by :func:`safe_torch_load`, and a refused pickle or a truncated file
+    is re-raised with the file name. Installing twice wraps once."""
     original = CheckpointLoader.load_checkpoint.__func__
     if getattr(original, '_mmkd_wrapped', False):
         return
+    # Local files: loaded with the allow-list whatever torch's default (torch < 2.6 would
+    # unpickle them in full).
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
 
     def load_checkpoint(cls, filename, map_location=None, logger='current'):
         verify_checkpoint(filename)

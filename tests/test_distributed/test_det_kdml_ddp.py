@@ -20,6 +20,7 @@ import torch
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.testing.torchrun import (REPO_ROOT, TEST_IMPORTS, rank_dumps_differ,
                                    read_test_metrics, run_tool)
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = osp.join(REPO_ROOT, 'configs/kvasir_kdml_v3.py')
 NUM_IMAGES = 15  # the seeded 80/20 split: 12 training images (3 steps of 2 per rank), 3 val
@@ -70,7 +71,7 @@ def run(tmp_path_factory):
     run_tool('train', [str(tmp / 'reference.py'), '--work-dir', str(tmp / 'reference')],
              nproc=1, log_file=log)
     return dict(tmp=tmp, config=config, log=log, output=out,
-                dumps=[torch.load(tmp / 'ddp' / f'rank{r}.pth', weights_only=True)
+                dumps=[safe_torch_load(tmp / 'ddp' / f'rank{r}.pth')
                        for r in (0, 1)])
 
 
@@ -91,15 +92,14 @@ def test_ranks_train_disjoint_halves_into_identical_weights(run):
     assert {k.split('.')[0] for k in params} == {'teacher', 'students'}
     assert rank_dumps_differ(rank0, rank1) == []
     # The weights did train (the check above is not vacuous).
-    ckpt = torch.load(run['tmp'] / 'ddp' / 'epoch_1.pth', weights_only=True)
+    ckpt = safe_torch_load(run['tmp'] / 'ddp' / 'epoch_1.pth')
     assert all(torch.equal(ckpt['state_dict'][k], rank0['state_dict'][k]) for k in params)
 
 
 def test_ddp_equals_one_process_with_the_global_batch(run):
-    ddp = torch.load(run['tmp'] / 'ddp' / 'epoch_1.pth', weights_only=True)['state_dict']
-    ref = torch.load(run['tmp'] / 'reference' / 'epoch_1.pth',
-                     weights_only=True)['state_dict']
-    init = torch.load(run['tmp'] / 'ddp' / 'rank0.pth', weights_only=True)
+    ddp = safe_torch_load(run['tmp'] / 'ddp' / 'epoch_1.pth')['state_dict']
+    ref = safe_torch_load(run['tmp'] / 'reference' / 'epoch_1.pth')['state_dict']
+    init = safe_torch_load(run['tmp'] / 'ddp' / 'rank0.pth')
     assert ddp.keys() == ref.keys()
     moved = 0
     for key in run['dumps'][0]['param_names']:

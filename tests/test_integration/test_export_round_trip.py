@@ -22,6 +22,7 @@ from mmkd.registry import MODELS
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.utils import export_notes, export_students, set_data_root
 from mmkd.utils.plain_export import mmdet_resnet, torchvision_note
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 # Runs in a fresh interpreter (-I: no user site, no PYTHONPATH) in which every import of
 # mmkd fails: only mmdet, mmengine and torch can read the exported files.
@@ -105,7 +106,7 @@ def test_exported_config_is_plain_mmdet(exported):
     assert plain.test_dataloader.dataset.type == 'CocoDataset'
     assert plain.test_dataloader.dataset.pipeline[0].type == 'LoadImageFromFile'
     assert plain.test_evaluator.type == 'CocoMetric'
-    meta = torch.load(ckpt_path, weights_only=True)['meta']
+    meta = safe_torch_load(ckpt_path)['meta']
     assert meta['dataset_meta']['classes'] == ('polyp', )
 
 
@@ -189,7 +190,7 @@ def test_classifier_student_loads_strictly_into_torchvision(arch, head, tmp_path
     distiller = MODELS.build(cfg.model)
     torch.save({'state_dict': distiller.state_dict()}, tmp_path / 'd.pth')
     export_students(cfg, str(tmp_path / 'd.pth'), str(tmp_path / 'out'))
-    state = torch.load(tmp_path / 'out' / 'student0_torchvision.pth', weights_only=True)
+    state = safe_torch_load(tmp_path / 'out' / 'student0_torchvision.pth')
     assert f'{head}.weight' in state and not any(k.startswith('backbone.') for k in state)
     model = getattr(torchvision.models, arch)(num_classes=3)
     model.load_state_dict(state, strict=True)

@@ -5,6 +5,7 @@ from mmengine.runner import Runner
 
 from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.utils import export_students, set_data_root
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
 KEYS = ('top1_acc', 'top1_err', 'nll', 'ece', 'aurc', 'eaurc')
@@ -73,11 +74,11 @@ def test_resume_matches_straight_run(data_root, tmp_path):
         Runner.from_cfg(cfg).train()
         return tmp_path / name / f'epoch_{epochs}.pth'
 
-    straight = torch.load(run('straight', 2))
+    straight = safe_torch_load(run('straight', 2))
     first = run('first', 1)
     resumed_path = run('resumed', 2, str(first))
     assert not (tmp_path / 'resumed' / 'epoch_1.pth').exists()  # really resumed
-    resumed = torch.load(resumed_path)
+    resumed = safe_torch_load(resumed_path)
     for key, value in straight['state_dict'].items():
         assert torch.equal(value, resumed['state_dict'][key]), key
     for a, b in zip(straight['optimizer']['state'].values(),

@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.utils import export_students, set_data_root
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = 'configs/kvasir_kdml_v3.py'
 MODELS = ('teacher', 'student0', 'student1', 'ensemble')
@@ -113,8 +114,8 @@ def test_resume_matches_straight_run(data_root, tmp_path):
         Runner.from_cfg(cfg).train()
         return tmp_path / name / f'epoch_{epochs}.pth'
 
-    straight = torch.load(run('straight', 2))
-    resumed = torch.load(run('resumed', 2, str(run('first', 1))))
+    straight = safe_torch_load(run('straight', 2))
+    resumed = safe_torch_load(run('resumed', 2, str(run('first', 1))))
     assert not (tmp_path / 'resumed' / 'epoch_1.pth').exists()
     for key, value in straight['state_dict'].items():
         assert torch.equal(value, resumed['state_dict'][key]), key

@@ -8,6 +8,7 @@ from mmengine.runner import Runner
 
 from mmkd.testing import write_cifar100
 from mmkd.utils import set_data_root
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py'
 METRICS = ('top1_acc', 'top1_err', 'top5_err', 'nll', 'ece', 'aurc', 'eaurc')
@@ -37,7 +38,7 @@ def tiny_cfg(data_root, work_dir, max_epochs=2):
 
 def load(path):
     # mmkd registers its allow-list on import, so weights_only=True (the default) works.
-    return torch.load(path, weights_only=True)
+    return safe_torch_load(path)
 
 
 class TestSelfDistillRun:

@@ -18,6 +18,7 @@ from mmengine.runner import Runner, save_checkpoint
 import mmkd.utils.atomic_local_backend as atomic_module
 from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.utils import AtomicLocalBackend, set_data_root
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 BACKEND_ARGS = dict(backend='atomic_local')
 
@@ -71,7 +72,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, targe
     # No tmp, no target; the digest still matches the previous checkpoint.
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth', 'epoch_1.pth.sha256']
     assert (tmp_path / 'epoch_1.pth.sha256').read_text().split()[0] == digest
-    assert torch.equal(torch.load(good, weights_only=True)['state_dict']['w'], torch.ones(3))
+    assert torch.equal(safe_torch_load(good)['state_dict']['w'], torch.ones(3))
 
 
 def test_put_text_and_nested_folders(tmp_path):
@@ -136,7 +137,7 @@ def test_killed_writer_never_corrupts_the_checkpoint(tmp_path):
     for _ in range(5):  # the kill may land just after a write completed: try again
         caught = kill_mid_write(path)
         # Whatever the moment of the kill, the file loads and is one of the two checkpoints.
-        weights = torch.load(path, weights_only=True)['state_dict']['w']
+        weights = safe_torch_load(path)['state_dict']['w']
         assert weights.numel() in (4, 2**24)
         if caught:
             break
@@ -188,4 +189,4 @@ def test_auto_resume_after_a_failed_save_starts_from_the_last_complete_one(tmp_p
     runner.register_hook(counter)
     runner.train()
     assert counter.count == len(runner.train_dataloader)  # epoch 2 only: resumed from epoch 1
-    assert torch.load(work / 'epoch_2.pth', weights_only=True)['meta']['epoch'] == 2
+    assert safe_torch_load(work / 'epoch_2.pth')['meta']['epoch'] == 2

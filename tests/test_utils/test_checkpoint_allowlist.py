@@ -13,13 +13,24 @@ from mmengine.runner import Runner, load_checkpoint
 
 import mmkd  # noqa: F401  (registers the allow-list)
 from mmkd.utils import RefusedCheckpointError
+from mmkd.utils import checkpoint_allowlist
+
+# Both ways mmkd loads: torch's weights-only unpickler with the allow-list added (torch >= 2.4)
+# and the restricted unpickler of older torch, exercised here on any torch.
+PATHS = ['native', 'restricted'] if checkpoint_allowlist.NATIVE_ALLOWLIST else ['restricted']
+
+
+@pytest.fixture(params=PATHS)
+def load_path(request, monkeypatch):
+    monkeypatch.setattr(checkpoint_allowlist, 'NATIVE_ALLOWLIST', request.param == 'native')
+    return request.param
 
 
 def roundtrip(obj):
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
+    return checkpoint_allowlist.safe_torch_load(buffer)
 
 
 class Evil:
@@ -34,6 +45,7 @@ class GetattrEvil:
         return (getattr, (HistoryBuffer, '__init__'))
 
 
+@pytest.mark.usefixtures('load_path')
 class TestCheckpointAllowlist:
 
     def test_mmengine_checkpoint_contents_load(self):
@@ -67,6 +79,7 @@ class WritesMarker:
         return (open, (self.path, 'w'))
 
 
+@pytest.mark.usefixtures('load_path')
 class TestRefusedCheckpoints:
 
     @staticmethod
@@ -113,3 +126,29 @@ class ToyModel(BaseModel):
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         return self.linear(inputs)
+
+
+def test_runner_checkpoint_resumes_through_the_restricted_unpickler(tmp_path, monkeypatch):
+    """A whole mmengine checkpoint (message hub, numpy seed, optimiser) as torch 2.1–2.3 load
+    it: through the restricted unpickler, equal to torch's weights-only load."""
+    from mmengine.logging import MessageHub
+    from mmengine.optim import MultiStepLR
+    model = ToyModel()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    hub = MessageHub.get_instance('allowlist_test')
+    hub.update_scalar('train/loss', 1.25)
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save({'meta': {'seed': np.int64(3), 'epoch': 1}, 'state_dict': model.state_dict(),
+                'optimizer': optimizer.state_dict(), 'message_hub': hub.state_dict(),
+                'param_schedulers': [MultiStepLR(optimizer, milestones=[2, 4]).state_dict()]},
+               path)
+    monkeypatch.setattr(checkpoint_allowlist, 'NATIVE_ALLOWLIST', False)
+    restricted = checkpoint_allowlist.safe_torch_load(path)
+    assert restricted['message_hub']['log_scalars']['train/loss'].current() == 1.25
+    if 'native' in PATHS:
+        native = torch.load(path, weights_only=True)
+        assert restricted.keys() == native.keys()
+        for key, value in native['state_dict'].items():
+            assert torch.equal(value, restricted['state_dict'][key])

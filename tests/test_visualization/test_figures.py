@@ -21,6 +21,7 @@ from mmkd.visualization.figures import (FIGURE_PIXELS, find_scalars_files, last_
                                         plot_accuracy_bars, plot_detection_grid,
                                         plot_reliability_diagram, plot_training_curves,
                                         read_scalars, reliability_bins)
+from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 # (width, height) in pixels, as documented in mmkd/visualization/figures.py
 SIZES = dict(training_curves=(1600, 1200), reliability_diagram=(600, 700),
@@ -171,7 +172,7 @@ class TestSavePredictions:
         metric.process(None, [batch([0, 1, 2, 3])])
         metric.process(None, [batch([4, 5, 0, 1])])
         metrics = metric.evaluate(size=6)
-        saved = torch.load(out, weights_only=True)
+        saved = safe_torch_load(out)
         assert list(saved['probs']) == ['teacher', 'ensemble']
         torch.testing.assert_close(saved['sample_idx'], torch.arange(6))
         torch.testing.assert_close(saved['labels'], labels)
@@ -270,7 +271,7 @@ def test_cli_on_trained_resumed_and_tested_kdml_work_dir(tmp_path, one_thread):
     assert_png(osp.join(out_dir, 'accuracy_bars.png'), 'accuracy_bars')
     for model in CLS_MODELS:
         assert_png(osp.join(out_dir, f'reliability_{model}.png'), 'reliability_diagram')
-    saved = torch.load(preds, weights_only=True)
+    saved = safe_torch_load(preds)
     assert list(saved['probs']) == list(CLS_MODELS)
     assert saved['probs']['ensemble'].shape == (len(saved['labels']), 2)
 
