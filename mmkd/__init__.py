@@ -7,6 +7,7 @@ from mmengine.utils import digit_version
 from .utils.atomic_local_backend import register_atomic_local_backend
 from .utils.checkpoint_allowlist import (install_checkpoint_load_errors,
                                          register_checkpoint_safe_globals)
+from .utils.mmcv_cuda_check import warn_if_mmcv_lacks_cuda_ops
 from .version import __version__
 
 _MMCV_RANGE = ('2.1.0', '2.2.0')
@@ -33,5 +34,7 @@ install_checkpoint_load_errors()
 # Checkpoints are written atomically through file backend 'atomic_local'
 # (utils/atomic_local_backend.py; configs/_base_/default_runtime.py selects it).
 register_atomic_local_backend()
+# A CPU-only mmcv where torch sees a GPU fails at the first CUDA NMS: said here instead.
+warn_if_mmcv_lacks_cuda_ops()
 
 __all__ = ['__version__', 'register_checkpoint_safe_globals']
