@@ -29,7 +29,7 @@ SEEDS ?= 0 1 2
 CIFAR_CFG ?= configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py
 CIFAR_DIR ?= work_dirs/cifar_demo
 
-.PHONY: env demo demo-cifar compare before-after reproduce test test-torch21 bench
+.PHONY: env demo demo-cifar compare before-after reproduce test test-torch21 bench gpu-check-prepare gpu-check
 
 env:
 	bash tools/setup_env.sh
@@ -82,3 +82,12 @@ test-torch21:
 
 bench: env
 	$(PY) tools/benchmark.py
+
+# Issue 19's GPU check (tools/gpu_check.sh, docs/get_started.md): gpu-check-prepare here (PyPI)
+# downloads what a GPU machine without internet lacks into .gpu_check/wheels; gpu-check there
+# builds mmcv's CUDA ops, runs tests/test_cuda, trains the main job and the GPU step rows.
+gpu-check-prepare: env
+	PYTHON=$(PY) bash tools/gpu_check.sh --prepare
+
+gpu-check:
+	bash tools/gpu_check.sh build && bash tools/gpu_check.sh check

@@ -93,7 +93,10 @@ build() {
     -w "$dir/build" "$src/mmcv-2.1.0" || return 1
   run "$py" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" \
     "$dir/build"/mmcv-2.1.0-*.whl || return 1
-  run "$py" -c 'import mmcv, mmcv.ops, mmdet, mmkd; print("mmcv", mmcv.__version__, "with ops")'
+  run "$py" -c 'import mmcv, mmdet, mmkd
+from mmkd.utils.mmcv_cuda_check import mmcv_cuda_ops_missing
+assert not mmcv_cuda_ops_missing(), "mmcv was built without its CUDA ops"
+print("mmcv", mmcv.__version__, "with CUDA ops")'
 }
 
 # One step of the check: its own time limit (capped by what is left of TOTAL seconds) and
