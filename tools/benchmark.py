@@ -30,6 +30,8 @@ from mmkd.models.utils import dense_predictions
 from mmkd.registry import MODELS
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.testing import scratch_config
+from benchmarks.device_steps import device_steps  # tools/benchmarks/: cases kept apart
+from benchmarks.kdml_students import kdml_students
 
 SELF_DISTILL_CFGS = {
     18: 'configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py',
@@ -830,13 +832,18 @@ CASES = {
     'calibration_metric_time': calibration_metric_time,
     'pskd_allgather': pskd_allgather,
     'data_throughput': data_throughput,
+    'kdml_students': kdml_students,
+    'device_steps': device_steps,  # the step rows on --device (GPU): tools/gpu_check.sh
 }
+DEFAULT_CASES = [case for case in CASES if case != 'device_steps']
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--cases', nargs='+', choices=list(CASES), default=list(CASES))
+    parser.add_argument('--cases', nargs='+', choices=list(CASES), default=DEFAULT_CASES)
+    parser.add_argument('--device', default='cpu',
+                        help='device of the kdml_students and device_steps cases (e.g. cuda)')
     parser.add_argument('--reps', type=int, default=7)
     parser.add_argument('--batch-size', type=int, default=128,
                         help='batch of the ResNet-18 self-distillation cases (paper A: 128)')
