@@ -27,6 +27,8 @@ def kdml_students(args):
     cfg = scratch_config(KDML_CLS_CFG)
     size, batch_size = args.kdml_img_size, 16
     data = cls_batch(batch_size, size, num_classes=2)
+    # On the CPU the K = 4 step alone takes tens of seconds: 3 repetitions at most.
+    reps = args.reps if device.type == 'cuda' else min(args.reps, 3)
     rows = []
     for k in STUDENT_COUNTS:
         model = build(_distiller_cfg(cfg, k), device)
@@ -34,9 +36,9 @@ def kdml_students(args):
         for name, net in model.named_models().items():
             net.data_preprocessor = model.data_preprocessor  # trained alone, same inputs
             contenders[name] = train_step_fn(net, data)
-        times, peaks = measure(contenders, device, args.reps)
+        times, peaks = measure(contenders, device, reps)
         plain = [sum(ts) for ts in zip(*(times[n] for n in model.model_names))]
-        what = f'{device.type}, batch {batch_size}, {size}px, ResNet-152 -> {k} students'
+        what = f'{device.type}, batch {batch_size}, {size}px, R152 -> {k} students, {reps} reps'
         peak_plain = max(peaks[n] for n in model.model_names)
         rows += [
             ratio_row(f'KD+ML step, K={k} / sum of {k + 1} plain steps', times['kdml'], plain,
