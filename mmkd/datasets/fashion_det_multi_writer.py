@@ -1,4 +1,4 @@
-"""A 10-class, several-articles-per-image detection set of Fashion-MNIST articles in COCO format.
+"""A 10-class detection set of several Fashion-MNIST articles per image, in COCO format.
 
 The one-article set of :mod:`.fashion_det_writer` is too easy to show distillation (every
 model finds every article). This one has what a small detector finds hard: 1-4 articles of
@@ -8,7 +8,7 @@ unlabelled fragments of other articles as clutter, on the same texture.
 import json
 import math
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -63,7 +63,7 @@ def paste_pieces(img: np.ndarray, pieces: Sequence[Piece]) -> Tuple[List[List[in
 
 
 def place(owner: np.ndarray, inside: np.ndarray, totals: Sequence[int], max_hidden: float,
-          rng: np.random.Generator) -> Tuple[int, int]:
+          rng: np.random.Generator) -> Optional[Tuple[int, int]]:
     """A uniform position ``(x0, y0)`` for a new article on top of the placed ones, such that
     every placed article keeps at least ``1 - max_hidden`` of its pixels visible; updates
     ``owner`` (the index of the visible article per pixel, -1 for none) and returns the
@@ -110,6 +110,16 @@ def render_scene(articles: Sequence[np.ndarray], fragments: Sequence[np.ndarray]
                  side_range: Tuple[int, int], max_hidden: float, threshold: int,
                  rng: np.random.Generator) -> Tuple[np.ndarray, List[dict]]:
     """One image: the texture, the ``fragments`` under the ``articles``, softened.
+
+    Args:
+        articles (Sequence[np.ndarray]): uint8 (28, 28) articles, painted in this order, each
+            at a side drawn log-uniform in ``side_range`` and placed by :func:`place`.
+        fragments (Sequence[np.ndarray]): uint8 (28, 28) articles a crop of which is clutter.
+        size (int): Image side.
+        side_range (tuple): Article side in pixels, ``(low, high)``.
+        max_hidden (float): See :func:`place`.
+        threshold (int): An article's pixels are its scaled pixels above it (0-255).
+        rng (np.random.Generator): Draws the texture, sides and positions.
 
     Returns:
         tuple: ``(rgb uint8 (size, size, 3), [dict(article=k, side, bbox, area, hidden)])``,
@@ -248,20 +258,25 @@ def write_fashion_det_multi(out: str,
         splits.append((name, source, images, labels, split_counts,
                        rng.permutation(len(images))[:needed]))
     prepare_out(out, overwrite, ('images', 'annotations'))
+    scene = dict(size=size, side_range=side_range, max_hidden=max_hidden, threshold=threshold)
     result = {}
     for name, source, images, labels, split_counts, chosen in splits:
-        coco = _write_split(out, name, source, images, labels, split_counts, chosen, size,
-                            side_range, max_hidden, threshold, jpeg_quality, data_root, rng)
+        coco = _write_split(out, name, (images, labels, source, data_root), split_counts,
+                            chosen, scene, jpeg_quality, rng)
         result[name] = len(coco['images'])
         result[f'{name}_articles'] = len(coco['annotations'])
     return result
 
 
-def _write_split(out: str, name: str, source: str, images: np.ndarray, labels: np.ndarray,
-                 split_counts: Sequence[Tuple[int, int]], chosen: np.ndarray, size: int,
-                 side_range: Tuple[int, int], max_hidden: float, threshold: int,
-                 jpeg_quality: int, data_root: str, rng: np.random.Generator) -> dict:
-    """Write one split's images and ``annotations/<name>.json``; returns the COCO dict."""
+def _write_split(out: str, name: str, idx: tuple, split_counts: Sequence[Tuple[int, int]],
+                 chosen: np.ndarray, scene: dict, jpeg_quality: int,
+                 rng: np.random.Generator) -> dict:
+    """Write one split's images and ``annotations/<name>.json``; returns the COCO dict.
+    ``idx`` is ``(images, labels, 'train' | 't10k', data_root)`` of the IDX split, ``scene``
+    the size arguments of :func:`render_scene`, ``split_counts`` (articles, fragments) per
+    image and ``chosen`` the split's articles in order of use."""
+    images, labels, source, data_root = idx
+    size = scene['size']
     digits = max(5, len(str(len(split_counts) - 1)))
     coco = dict(images=[], annotations=[], categories=coco_categories())
     start = 0
@@ -271,8 +286,7 @@ def _write_split(out: str, name: str, source: str, images: np.ndarray, labels: n
         fragments = rng.integers(0, len(images), size=num_fragments)
         try:
             rgb, placed = render_scene([images[i] for i in indices],
-                                       [images[i] for i in fragments], size, side_range,
-                                       max_hidden, threshold, rng)
+                                       [images[i] for i in fragments], rng=rng, **scene)
         except EmptyArticleError as e:
             raise ValueError(f'{osp.join(data_root, source)}-images-idx3-ubyte[.gz] article '
                              f'{indices[e.article]}: {e}; lower threshold or raise '
