@@ -26,13 +26,18 @@ def test_distiller_trains_validates_and_tests_on_cuda(kind, tmp_path):
     cfg = tiny_run_cfg(kind, str(tmp_path), batch_size=2, scale=(160, 160), validate=True)
     pictures = str(tmp_path / 'pictures')
     cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='mmkd.NumClassesCheckHook'),
+                        dict(type='mmkd.ProgressBarHook'),
                         *EXTRA_HOOKS.get(kind, lambda out: [])(pictures)]
+    dump = str(tmp_path / 'predictions.pkl')
+    cfg.test_evaluator = [cfg.test_evaluator,
+                          dict(type='mmkd.DumpModelPredictions', out_file_path=dump)]
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     assert {p.device.type for p in model.parameters()} == {'cuda'}
     metrics = runner.test()
     assert metrics and all(torch.isfinite(torch.tensor(float(v))) for v in metrics.values())
+    assert os.path.getsize(dump) > 0
     if kind in EXTRA_HOOKS:
         assert len(os.listdir(pictures)) >= 1  # one per test image (the tiny set has one)
 
