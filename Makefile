@@ -29,7 +29,7 @@ SEEDS ?= 0 1 2
 CIFAR_CFG ?= configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py
 CIFAR_DIR ?= work_dirs/cifar_demo
 
-.PHONY: env demo demo-cifar compare before-after reproduce test test-torch21 bench gpu-check-prepare gpu-check
+.PHONY: env demo demo-cifar compare before-after reproduce test test-torch21 test-docs bench gpu-check-prepare gpu-check
 
 env:
 	bash tools/setup_env.sh
@@ -73,6 +73,11 @@ reproduce: env
 
 test: env
 	$(PY) -m pytest tests -q -p no:cacheprovider
+
+# Every command block of README.md and docs/*.md run as written, with the budget changes
+# tests/test_docs/test_doc_commands.py lists (minutes; `make test` runs only its quick checks).
+test-docs: env
+	$(PY) -m pytest tests/test_docs -q -p no:cacheprovider -m slow
 
 # The whole suite on the oldest supported stack (torch 2.1.2, mmcv 2.1.0 built from source,
 # mmengine 0.10.7, mmdet 3.3.0) in .venv-torch21: docs/get_started.md.
