@@ -6,13 +6,15 @@ from mmdet.models.utils import unpack_gt_instances
 from mmdet.utils import reduce_mean
 from mmengine.logging import print_log
 from mmdet.structures import DetDataSample
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from mmkd.utils.scope_check import check_mmkd_prefixes
-from ..losses import box_kd_loss, kd_kl_div_loss, ld_kd_loss, sigmoid_kd_loss
+from ..losses import (box_kd_loss, cwd_loss, kd_kl_div_loss, ld_kd_loss, pkd_loss,
+                      sigmoid_kd_loss)
 from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
-                     dense_predictions, unsupported_reason)
+                     build_adapters, cross_head_unsupported, dense_predictions,
+                     feature_kd_settings, head_from_layer, tower_features, unsupported_reason)
 from ..utils.positive_locations import positives_unsupported, record_positives
 from ..utils.settings_check import check_model_settings
 
@@ -115,6 +117,22 @@ class DetKDMLDistiller(BaseKDMLDistiller):
     An online teacher adds its own ``L_det``. Keys: ``teacher.loss_*`` (mmdet's head losses),
     ``student{k}.loss_*``, ``student{k}.loss_kd_cls|box|ld``, ``student{k}.loss_ml_cls|box|ld``.
 
+    **Feature KD** (``feature_kd``, off by default) adds, on the selected FPN levels l with
+    weights ``w_l``, ``student{k}.loss_kd_feat = s·weight·Σ_l w_l·F(A(f_k,l), f_teacher,l)``
+    and, with ``peers=True``, ``student{k}.loss_ml_feat``, the same averaged over the detached
+    peers; ``F`` is :func:`pkd_loss` or :func:`cwd_loss` (temperature ``tau``), ``A`` a 1×1
+    conv where the student's FPN channels differ from the target's (else the identity). The
+    adapters are the student's: :meth:`trainable_models` lists them with it, so its own
+    optimiser trains them; they are in ``adapters['student{k}'][target]``.
+
+    **Cross-head KD** (``cross_kd``, off by default; CrossKD, Wang et al. CVPR 2024): student
+    k's head features after ``layer`` tower convs go through the rest of the teacher's head,
+    whose parameters enter detached (no gradient reaches them, also online); these
+    predictions are distilled against the teacher's own by ``D`` above (class KD, box KD in
+    ``box_region``, LD for GFL): ``student{k}.loss_cross_cls|box|ld = s·weight·D(cross_k,
+    teacher)``. Only for heads whose towers are plain ``cls_convs`` / ``reg_convs``
+    (``CROSS_HEAD_NAMES``) with equal channels at ``layer``; refused at build otherwise.
+
     ``predict`` returns, per image, mmdet's ``DetDataSample`` with ``pred_instances`` of
     ``predict_on`` and ``model_preds`` holding every model's and the ensemble's detections
     (rescaled to the original image), for ``DetIoUMetric``. The ensemble pools the students'
@@ -139,6 +157,11 @@ class DetKDMLDistiller(BaseKDMLDistiller):
             'confident', 'topk' or 'all' (see above). Defaults to 'auto'.
         box_region_thr (float): Target confidence threshold of 'confident'. Defaults to 0.5.
         box_region_topk (int): Locations per image of 'topk'. Defaults to 9.
+        feature_kd (dict, optional): ``dict(type='pkd' | 'cwd', weight=1.0,
+            levels=(0, …), level_weights=(1.0, …), tau=1.0 (CWD), peers=False)``.
+            Defaults to None (off).
+        cross_kd (dict, optional): ``dict(layer=stacked_convs − 1, weight=1.0)``: the tower
+            layer whose student features enter the teacher's head. Defaults to None (off).
         ensemble (str): 'nms' or 'wbf'. Defaults to 'nms'.
         ensemble_iou_thr (float): IoU threshold of the ensemble. Defaults to 0.5.
         predict_on (str): 'ensemble', 'teacher' or 'student{k}'. Defaults to 'ensemble'.
@@ -163,6 +186,8 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                  box_region: str = 'auto',
                  box_region_thr: float = 0.5,
                  box_region_topk: int = 9,
+                 feature_kd: Optional[dict] = None,
+                 cross_kd: Optional[dict] = None,
                  ensemble: str = 'nms',
                  ensemble_iou_thr: float = 0.5,
                  predict_on: str = 'ensemble',
@@ -222,6 +247,52 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.box_region, self.box_region_thr = box_region, box_region_thr
         self.box_region_topk = int(box_region_topk)
         self.ensemble, self.ensemble_iou_thr = ensemble, ensemble_iou_thr
+        self.feature_kd = self._feature_kd_settings(feature_kd)
+        self.adapters = build_adapters(
+            {name: det.bbox_head.in_channels for name, det in self.named_models().items()},
+            self.feature_kd) if self.feature_kd is not None else nn.ModuleDict()
+        self.cross_kd = self._cross_kd_settings(cross_kd)
+
+    def _feature_kd_settings(self, cfg: Optional[dict]):
+        if cfg is None:
+            return None
+        settings = feature_kd_settings(cfg, self.students[0].bbox_head.prior_generator.num_levels)
+        if self.teacher is None and not (settings.peers and self.num_students > 1):
+            raise ValueError('model.feature_kd has no target: there is no model.teacher and '
+                             'model.feature_kd.peers is False (or there is one student)')
+        return settings
+
+    def _cross_kd_settings(self, cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        unknown = sorted(set(cfg) - {'layer', 'weight'})
+        if unknown:
+            raise ValueError(f"model.cross_kd.{unknown[0]} is not a setting; the settings are "
+                             "('layer', 'weight')")
+        if self.teacher is None:
+            raise ValueError('model.cross_kd needs model.teacher: the student features go '
+                             "through the teacher's head")
+        head = self.teacher.bbox_head
+        layer = cfg.get('layer', max(getattr(head, 'stacked_convs', 1) - 1, 0))
+        weight = cfg.get('weight', 1.0)
+        if not weight >= 0:
+            raise ValueError(f'model.cross_kd.weight must be >= 0, got {weight}')
+        for k, student in enumerate(self.students):
+            reason = cross_head_unsupported(student.bbox_head, head, layer)
+            if reason is not None:
+                raise ValueError(f'model.cross_kd (layer={layer}) cannot pass the head '
+                                 f'features of model.students[{k}] through the head of '
+                                 f'model.teacher: {reason}')
+        return dict(layer=int(layer), weight=float(weight))
+
+    def trainable_models(self) -> Dict[str, nn.Module]:
+        """As the base class's, with each student's feature adapters (if any) listed with
+        the student: ``{'student{k}': ModuleDict(detector=…, adapters=…)}``, so that the
+        per-model optimiser of student k trains them."""
+        models = super().trainable_models()
+        for name, adapters in self.adapters.items():
+            models[name] = nn.ModuleDict(dict(detector=models[name], adapters=adapters))
+        return models
 
     def _check_geometry(self) -> None:
         detectors = self.named_models()
@@ -265,17 +336,35 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         outs = det.bbox_head(det.extract_feat(inputs))
         return outs, dense_predictions(det.bbox_head, outs)
 
+    @staticmethod
+    def _run_with_features(det, inputs: Tensor, layer: Optional[int] = None) -> tuple:
+        """:meth:`_run` that also returns what feature and cross-head KD need: ``(FPN
+        features, the head's tower features at layer (None: not needed), raw head outputs,
+        dense decoded view)``."""
+        feats = det.extract_feat(inputs)
+        if layer is None:
+            tower, outs = None, det.bbox_head(feats)
+        else:  # the same outputs, with the tower features at ``layer`` kept on the way
+            tower = tower_features(det.bbox_head, feats, layer)
+            outs = head_from_layer(det.bbox_head, tower, layer)
+        return feats, tower, outs, dense_predictions(det.bbox_head, outs)
+
     def loss(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
         h, w = inputs.shape[-2:]
         scale = inputs.new_tensor([w, h, w, h])
-        losses, dense, positives = {}, {}, {}
+        losses, dense, positives, feats, towers = {}, {}, {}, {}, {}
+        with_features = self.feature_kd is not None or self.cross_kd is not None
         for name, det in self.named_models().items():
+            layer = None if name == 'teacher' or self.cross_kd is None else self.cross_kd['layer']
+            with torch.no_grad() if name == 'teacher' and self.offline else nullcontext():
+                if with_features:
+                    feats[name], towers[name], outs, dense[name] = self._run_with_features(
+                        det, inputs, layer)
+                else:
+                    outs, dense[name] = self._run(det, inputs)
             if name == 'teacher' and self.offline:
-                with torch.no_grad():
-                    _, dense[name] = self._run(det, inputs)
                 continue
-            outs, dense[name] = self._run(det, inputs)
             # A student's positives are read from its own assignment as its loss makes it.
             record = (record_positives(det.bbox_head, len(data_samples))
                       if name != 'teacher' and self.box_region == 'positive' else nullcontext())
@@ -298,7 +387,46 @@ class DetKDMLDistiller(BaseKDMLDistiller):
                 peers = [dense[p] for p in students if p != name]
                 losses.update(self._distil(name, 'ml', dense[name], peers, ml_weight, scale,
                                            region))
+            if self.feature_kd is not None:
+                losses.update(self._distil_features(name, feats, students))
+            if self.cross_kd is not None:
+                # The student's tower features through the teacher's head, whose parameters
+                # enter detached: the gradient reaches the student only.
+                layer, head = self.cross_kd['layer'], self.teacher.bbox_head
+                cross = dense_predictions(
+                    head, head_from_layer(head, towers[name], layer, frozen=True))
+                losses.update(self._distil(name, 'cross', cross, [dense['teacher']],
+                                           self.distill_factor * self.cross_kd['weight'],
+                                           scale, region))
         return losses
+
+    def _distil_features(self, name: str, feats: Dict[str, tuple],
+                         students: List[str]) -> Dict[str, Tensor]:
+        """``student{k}.loss_kd_feat`` (teacher) and ``student{k}.loss_ml_feat`` (mean over
+        peers): ``s·weight·Σ_l w_l·F(A(f_k,l), f_target,l)``, targets detached by F."""
+        settings, own = self.feature_kd, self.adapters[name] if name in self.adapters else {}
+
+        def term(target: str) -> Tensor:
+            total = 0
+            for i, (level, level_weight) in enumerate(zip(settings.levels,
+                                                          settings.level_weights)):
+                student = feats[name][level]
+                if target in own:
+                    student = own[target][i](student)
+                if settings.type == 'pkd':
+                    value = pkd_loss(student, feats[target][level])
+                else:
+                    value = cwd_loss(student, feats[target][level], settings.tau)
+                total = total + level_weight * value
+            return total
+
+        weight, out = self.distill_factor * settings.weight, {}
+        if self.teacher is not None:
+            out[f'{name}.loss_kd_feat'] = weight * term('teacher')
+        peers = [p for p in students if p != name] if settings.peers else []
+        if peers:
+            out[f'{name}.loss_ml_feat'] = weight * sum(term(p) for p in peers) / len(peers)
+        return out
 
     @staticmethod
     def _scaled(losses: dict, weight: float) -> dict:
