@@ -86,6 +86,24 @@ def _caller() -> Tuple[str, str]:
     return package, f'{path}:{frame.f_lineno}'
 
 
+class _IndexProbe(TorchFunctionMode):
+
+    def __init__(self):
+        super().__init__()
+        self.seen = False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.seen |= getattr(func, '__name__', '') == '__getitem__'
+        return func(*args, **(kwargs or {}))
+
+
+def _modes_see_indexing() -> bool:
+    """Whether torch function modes see ``Tensor.__getitem__`` (torch 2.1 skips them)."""
+    with _IndexProbe() as probe:
+        torch.zeros(1)[0]
+    return probe.seen
+
+
 class HostSyncCounter(TorchFunctionMode):
     """Count the calls that, on a GPU, copy between host and device or wait for the device.
 
@@ -95,19 +113,54 @@ class HostSyncCounter(TorchFunctionMode):
     are not counted.
     """
 
+    _sees_indexing = None
+
     def __init__(self):
         super().__init__()
         self.calls: Dict[Tuple[str, str], int] = collections.Counter()
         self.package_of: Dict[str, str] = {}
+        self._unpatch = []
+
+    def _record(self, kind: str) -> None:
+        package, where = _caller()
+        self.calls[(kind, where)] += 1
+        self.package_of[where] = package
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         kind = _kind(func, args, kwargs)
         if kind:
-            package, where = _caller()
-            self.calls[(kind, where)] += 1
-            self.package_of[where] = package
+            self._record(kind)
         return func(*args, **kwargs)
+
+    def _watch_indexing(self) -> None:
+        """torch 2.1: indexing bypasses function modes, so wrap it for the mode's life."""
+        for name in ('__getitem__', '__setitem__'):
+            original = getattr(torch.Tensor, name)
+
+            def wrapped(tensor, index, *rest, _original=original, _name=name):
+                if _is_bool_index(index):
+                    self._record(f'{_name}[bool mask]')
+                return _original(tensor, index, *rest)
+
+            self._unpatch.append((name, vars(torch.Tensor).get(name)))
+            setattr(torch.Tensor, name, wrapped)
+
+    def __enter__(self):
+        if HostSyncCounter._sees_indexing is None:
+            HostSyncCounter._sees_indexing = _modes_see_indexing()
+        if not HostSyncCounter._sees_indexing:
+            self._watch_indexing()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        while self._unpatch:
+            name, own = self._unpatch.pop()
+            if own is None:  # inherited from the C base class: uncover it again
+                delattr(torch.Tensor, name)
+            else:
+                setattr(torch.Tensor, name, own)
+        return super().__exit__(*exc)
 
     def by_package(self) -> Dict[str, Dict[Tuple[str, str], int]]:
         """``{package: {(kind, 'file:line'): count}}``."""
