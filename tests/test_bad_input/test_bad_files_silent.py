@@ -118,7 +118,8 @@ def test_an_output_path_that_cannot_be_written_stops_before_evaluation(option, t
     blocker.write_text('')
     cfg = Config.fromfile(CLS_CONFIG)
     if option == 'out':
-        path, what, args = str(blocker / 'preds.pkl'), '--out', flags(out=str(blocker / 'preds.pkl'))
+        path, what = str(blocker / 'preds.pkl'), '--out'
+        args = flags(out=path)
     else:
         path, what, args = str(blocker / 'p.pt'), 'test_evaluator.save_predictions', flags()
         cfg.test_evaluator.save_predictions = path
@@ -140,3 +141,9 @@ def test_show_dir_on_a_classifier_is_refused(tmp_path):
             "a detection set (model.type = 'KDMLDistiller'")):
         apply_test_flags(cfg, flags(show_dir=str(tmp_path / 'pics')))
     apply_test_flags(Config.fromfile(DET_CONFIG), flags(show_dir=str(tmp_path / 'pics')))
+
+
+def test_out_must_be_a_pickle():
+    with pytest.raises(ValueError, match=re.escape(
+            '--out preds.json: the predictions are a pickle, name it .pkl')):
+        apply_test_flags(Config.fromfile(CLS_CONFIG), flags(out='preds.json'))

@@ -247,3 +247,17 @@ def test_every_command_is_run_or_says_why_not():
     ran = {c for block in runnable_blocks() for c in block}
     for c in ALL:
         assert c in ran or is_usage(c) or not_run_reason(c), c
+
+
+def test_every_test_docs_faults_names_exists():
+    # docs/faults.md points each guarantee at a test: a renamed or deleted test breaks this.
+    with open(osp.join(REPO, 'docs', 'faults.md')) as f:
+        named = set(re.findall(r'\b(test_\w+)\b(?![./])', f.read()))  # not files, folders, keys
+    defined = set()
+    for folder, _, files in os.walk(osp.join(REPO, 'tests')):
+        for name in files:
+            if name.endswith('.py'):
+                with open(osp.join(folder, name)) as f:
+                    defined |= set(re.findall(r'def (test_\w+)', f.read()))
+                defined.add(name[:-3])
+    assert named and named <= defined, sorted(named - defined)
