@@ -149,8 +149,10 @@ def read_result(path: str) -> Dict[str, object]:
         raise ValueError(f'{path} holds no "metrics" record: delete its run folder to train '
                          'that run again')
     for key, value in record['metrics'].items():
+        # nll has no floor (-ln 0 = inf): the one metric a run may legitimately record as inf
+        unbounded = key.split('/')[-1] == 'nll' and value == math.inf
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not math.isfinite(value):
+                not (math.isfinite(value) or unbounded):
             raise ValueError(f'{path}: metrics[{key!r}] = {value!r} is not a finite number: '
                              'the file was edited or damaged; delete its run folder to train '
                              'that run again')
@@ -182,8 +184,9 @@ def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, o
     with open(run_path, 'w') as f:
         json.dump(resolved, f, indent=1)
     work_dir = osp.join(folder, 'work')
-    cmd = [python, osp.join(REPO_ROOT, 'tools/train.py'), run.config, '--work-dir', work_dir,
-           *run.extra_args]
+    # absolute: the run starts in REPO_ROOT, whatever folder this process runs in
+    cmd = [python, osp.join(REPO_ROOT, 'tools/train.py'), osp.abspath(run.config),
+           '--work-dir', osp.abspath(work_dir), *run.extra_args]
     if osp.isdir(work_dir) and glob.glob(osp.join(work_dir, '*.pth')):
         cmd.append('--resume')  # a run killed half-way goes on from its last epoch
     options = list(run.options)

@@ -116,3 +116,24 @@ def test_welch_p_against_kd_only_and_students_alone():
             in report)
     assert '| KD + ML (Off) | 81.00 ± 1.00 | 81.00 ± 1.00 | 1.000 | 71.00 ± 1.00 | 0.000 |' \
         in report
+
+
+def test_relative_paths_reach_the_run_started_in_the_repository(config, tmp_path, fake_train,
+                                                                 monkeypatch):
+    # The train subprocess starts in the repository root: a relative --out-dir or config from
+    # another folder used to name other (or no) files there.
+    monkeypatch.chdir(tmp_path)
+    record = execute(Run('kd_s0', 'kd.py', group='kd'), 'out')
+    cmd = fake_train[0]
+    assert cmd[2] == str(config)
+    assert cmd[cmd.index('--work-dir') + 1] == str(tmp_path / 'out' / 'runs' / 'kd_s0' / 'work')
+    assert record['metrics'] == {'student0/mIoU': 42.0}
+
+
+def test_an_infinite_nll_is_a_result(config, tmp_path, fake_train):
+    # -ln 0: the one metric that may be inf; a % metric may not.
+    folder = tmp_path / 'out' / 'runs' / 'kd_s0'
+    folder.mkdir(parents=True)
+    (folder / 'result.json').write_text('{"metrics": {"teacher/nll": Infinity}}')
+    assert execute(Run('kd_s0', str(config), group='kd'), str(tmp_path / 'out'))[
+        'metrics'] == {'teacher/nll': float('inf')}
