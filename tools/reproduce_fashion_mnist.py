@@ -14,8 +14,9 @@ Parts (each can run alone; defaults sized for 2 CPU cores, see the configs' head
   act (``configs/fashion_mnist/multi-exit_r18w8_1xb128-30e_fashion-mnist.py``, 30 epochs),
   run in the order baseline and +PS-KD (seed by seed), +PS-KD+BYOT+DMFL, +BYOT, +DMFL
   (~19 min a run on the shared 2-core machine); the tables add Welch's
-  p of each row against the baseline, and ``figures/test_error_curves.png`` shows the
-  per-epoch test error of every row (mean ± std over seeds).
+  p of each row against the baseline, and ``figures/test_error_curves.png`` and
+  ``test_nll_curves.png`` show the per-epoch test error and NLL of every row (mean ± std over
+  seeds).
 * ``cls`` — paper B, Table 2 form: students alone, KD, ML, KD+ML online / offline, teacher /
   student k / max-ensemble accuracy, and Welch's t-test of each KD+ML ensemble against the KD
   ensemble (``configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py``).
@@ -133,10 +134,12 @@ def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
     if curves and results:
         from mmkd.visualization.seed_curves import plot_seed_curves
         done = {r['name'] for r in results}
-        plot_seed_curves({label: [osp.join(run_dir(out_dir, f'{name}_s{s}'), 'work')
-                                  for s in args.seeds if f'{name}_s{s}' in done]
-                          for name, label, _ in rows},
-                         osp.join(out_dir, 'figures', 'test_error_curves.png'))
+        work_dirs = {label: [osp.join(run_dir(out_dir, f'{name}_s{s}'), 'work')
+                             for s in args.seeds if f'{name}_s{s}' in done]
+                     for name, label, _ in rows}
+        plot_seed_curves(work_dirs, osp.join(out_dir, 'figures', 'test_error_curves.png'))
+        plot_seed_curves(work_dirs, osp.join(out_dir, 'figures', 'test_nll_curves.png'),
+                         'exit4/nll', 'test NLL')
     return self_distill_report(results, cfg.model.backbone.get('num_stages', 4), args.seeds,
                                rows, welch=curves)
 
@@ -178,7 +181,8 @@ def self_distill_report(results, num_exits: int, seeds, rows=SELF_DISTILL_ROWS,
     for name, label, _ in rows:
         mine = [r for r in results if r['group'] == name]
         cells = [f'{label} ({len(mine)})']
-        cells += [mean_std(values[name, key]) if values[name, key] else 'n/a'
+        cells += [mean_std(values[name, key], digits=3 if key == 'nll' else 2)
+                  if values[name, key] else 'n/a'
                   for _, key in SELF_DISTILL_COLUMNS]
         cells.append(f"{sum(r['seconds'] for r in mine) / len(mine):.0f}" if mine else 'n/a')
         table.append(cells)

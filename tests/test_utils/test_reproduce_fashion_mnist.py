@@ -35,7 +35,7 @@ def test_self_distill_report_tables():
             results.append(dict(group=name, seed=seed, seconds=40.0, metrics=metrics))
     report = TOOL['self_distill_report'](results, 4, [0, 1])
     lines = report.splitlines()
-    assert '| baseline (2) | 15.50 ± 0.71 | 1.00 ± 0.00 | 0.50 ± 0.00 | 3.00 ± 0.00 | ' \
+    assert '| baseline (2) | 15.50 ± 0.71 | 1.00 ± 0.00 | 0.500 ± 0.000 | 3.00 ± 0.00 | ' \
         '30.00 ± 0.00 | 15.00 ± 0.00 | 40 |' in lines
     assert '| + PS-KD | 81.50 ± 0.71 | 82.50 ± 0.71 | 83.50 ± 0.71 | 84.50 ± 0.71 | ' \
         '85.00 ± 0.00 |' in lines
