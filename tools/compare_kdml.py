@@ -20,8 +20,8 @@ from mmengine.config import Config, DictAction
 
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.utils.experiment import execute_all
-from mmkd.utils.kdml_variants import (comparison_report, comparison_runs, default_metrics,
-                                      write_variant_configs)
+from mmkd.utils.kdml_variants import (check_metrics, comparison_report, comparison_runs,
+                                      default_metrics, write_variant_configs)
 
 
 def parse_args():
@@ -47,6 +47,9 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if len(set(args.seeds)) != len(args.seeds):
+        # one run per (variant, seed): a repeated seed would be one cached run counted twice
+        raise SystemExit(f'--seeds {" ".join(map(str, args.seeds))}: give each seed once')
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
@@ -59,6 +62,7 @@ def main():
     start = time.time()
     results = execute_all(runs, args.out_dir)
     metrics = args.metrics or default_metrics(results)
+    check_metrics(results, metrics)
     report = comparison_report(results, len(cfg.model.students), metrics,
                                args.significance or metrics[0])
     wall = sum(r['seconds'] for r in results)

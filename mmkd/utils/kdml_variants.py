@@ -137,6 +137,20 @@ def significance_table(results: Sequence[dict], metric: str) -> str:
                             'students-alone ensemble', 'p vs alone'], rows))
 
 
+def check_metrics(results: Sequence[dict], metrics: Sequence[str]) -> None:
+    """Refuse metrics no run recorded (their tables would be all '—').
+
+    Raises:
+        ValueError: Naming them and the metrics the runs did record.
+    """
+    keys = sorted({k.split('/')[-1] for r in results for k in r['metrics']})
+    missing = [m for m in metrics if m not in keys]
+    if missing:
+        raise ValueError(f'--metrics {" ".join(missing)}: no run recorded it; the runs '
+                         f'recorded {", ".join(keys)} (the runs are cached: run again with '
+                         'those)')
+
+
 def default_metrics(results: Sequence[dict]) -> List[str]:
     """The metrics to tabulate when none are asked for, from the task the runs' keys show:
     ``top1_acc`` (and ``ece``) for classification, ``mIoU`` and ``AP50`` for detection."""

@@ -137,3 +137,20 @@ def test_an_infinite_nll_is_a_result(config, tmp_path, fake_train):
     (folder / 'result.json').write_text('{"metrics": {"teacher/nll": Infinity}}')
     assert execute(Run('kd_s0', str(config), group='kd'), str(tmp_path / 'out'))[
         'metrics'] == {'teacher/nll': float('inf')}
+
+
+def test_metrics_no_run_recorded_are_named():
+    # --metrics mIoU on classification runs used to print tables of '—'.
+    from mmkd.utils.kdml_variants import check_metrics
+    results = [record('kd', 0, **{'ensemble/top1_acc': 80.0, 'ensemble/nll': 0.5})]
+    with pytest.raises(ValueError, match=re.escape(
+            '--metrics mIoU: no run recorded it; the runs recorded nll, top1_acc')):
+        check_metrics(results, ['top1_acc', 'mIoU'])
+
+
+def test_a_repeated_seed_is_refused(tool, tmp_path):
+    # --seeds 0 0 used to train once and count the cached run twice (std 0).
+    with pytest.raises(SystemExit, match=re.escape('--seeds 0 0: give each seed once')):
+        tool('compare_kdml', 'configs/kvasir_kdml_v3.py', '--out-dir', tmp_path / 'o',
+             '--seeds', '0', '0')
+    assert not (tmp_path / 'o').exists()
