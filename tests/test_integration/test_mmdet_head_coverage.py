@@ -26,14 +26,15 @@ from mmkd.testing.mmdet_configs import group_configs, light_detector, one_stage_
 TRAINS = {
     'ATSSHead', 'AutoAssignHead', 'DDODHead', 'FCOSHead', 'FSAFHead', 'FreeAnchorRetinaHead',
     'GFLHead', 'NASFCOSHead', 'PAAHead', 'PISARetinaHead', 'PISASSDHead', 'RTMDetSepBNHead',
-    'RetinaHead', 'RetinaSepBNHead', 'SSDHead', 'TOODHead', 'VFNetHead', 'YOLOFHead'
+    'RetinaHead', 'RetinaSepBNHead', 'SSDHead', 'TOODHead', 'VFNetHead', 'YOLOFHead',
+    'YOLOV3Head', 'YOLOXHead'
 }
 REFUSED = {
     'ATSSVLFusionHead', 'BoxInstBboxHead', 'CenterNetHead', 'CenterNetUpdateHead',
     'CentripetalHead', 'CondInstBboxHead', 'ConditionalDETRHead', 'CornerHead', 'DABDETRHead',
     'DDQDETRHead', 'DETRHead', 'DINOHead', 'DeformableDETRHead', 'FoveaHead', 'GARetinaHead',
     'GroundingDINOHead', 'LADHead', 'LDHead', 'RTMDetInsSepBNHead', 'RepPointsHead',
-    'SABLRetinaHead', 'YOLACTHead', 'YOLOV3Head', 'YOLOXHead'
+    'SABLRetinaHead', 'YOLACTHead'
 }
 # v3det's FCOS scores its 13,204 classes through FocalCustomLoss's own activation.
 REFUSED_LOSSES = {'FocalCustomLoss'}
@@ -55,7 +56,8 @@ def test_every_packaged_head_type_has_an_expected_outcome():
     assert heads == TRAINS | REFUSED
     assert TRAINS <= set(SUPPORTED_HEADS)
     assert {'VFNetHead', 'PAAHead', 'TOODHead', 'DDODHead', 'RTMDetSepBNHead', 'SSDHead'} <= TRAINS
-    assert {'DeformableDETRHead', 'DINOHead', 'CenterNetUpdateHead', 'YOLOXHead'} <= REFUSED
+    assert {'DeformableDETRHead', 'DINOHead', 'CenterNetUpdateHead'} <= REFUSED
+    assert {'YOLOXHead', 'YOLOV3Head'} <= TRAINS
     assert sum(len(paths) for paths in GROUPS.values()) == len(CONFIGS) > 300
 
 
@@ -113,9 +115,17 @@ def one_image(size: int) -> dict:
     return dict(inputs=[image], data_samples=[sample])
 
 
-@pytest.mark.parametrize('path', sorted(GROUPS))
+# light_detector cannot narrow YOLOV3Neck (per-level channel lists, deepest first): the YOLOv3
+# configs are decoded and trained with a hand-made tiny YOLOv3 in
+# tests/test_models/test_utils/test_yolo_dense_predictions.py.
+OWN_TEST = {'YOLOV3Head'}
+
+
+@pytest.mark.parametrize('path', sorted(p for p in GROUPS
+                                        if CONFIGS[p]['bbox_head']['type'] not in OWN_TEST))
 def test_packaged_config_trains_or_is_refused_at_build(path, epoch_info):
     detector, preprocessor, size = light_detector(CONFIGS[path])
+    detector.pop('init_cfg', None)  # ByteTrack's YOLOX: a pretrained checkpoint to download
     cfg = dict(type='DetKDMLDistiller', teacher=detector, students=[detector, detector],
                data_preprocessor=preprocessor)
     head = detector['bbox_head']['type']

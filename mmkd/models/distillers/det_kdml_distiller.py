@@ -14,7 +14,8 @@ from ..losses import (box_kd_loss, cwd_loss, kd_kl_div_loss, ld_kd_loss, pkd_los
                       sigmoid_kd_loss)
 from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
                      build_adapters, cross_head_unsupported, dense_predictions,
-                     feature_kd_settings, head_from_layer, tower_features, unsupported_reason)
+                     feature_kd_settings, head_from_layer, level_channels, tower_features,
+                     unsupported_reason)
 from ..utils.positive_locations import positives_unsupported, record_positives
 from ..utils.settings_check import check_model_settings
 
@@ -249,7 +250,7 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.ensemble, self.ensemble_iou_thr = ensemble, ensemble_iou_thr
         self.feature_kd = self._feature_kd_settings(feature_kd)
         self.adapters = build_adapters(
-            {name: det.bbox_head.in_channels for name, det in self.named_models().items()},
+            {name: level_channels(det.bbox_head) for name, det in self.named_models().items()},
             self.feature_kd) if self.feature_kd is not None else nn.ModuleDict()
         self.cross_kd = self._cross_kd_settings(cross_kd)
 

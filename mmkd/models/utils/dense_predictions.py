@@ -7,8 +7,9 @@ from mmdet.models.dense_heads import (ATSSHead, AutoAssignHead, DDODHead, FCOSHe
                                       FreeAnchorRetinaHead, FSAFHead, GFLHead, NASFCOSHead,
                                       PAAHead, PISARetinaHead, PISASSDHead, RetinaHead,
                                       RetinaSepBNHead, RTMDetHead, RTMDetSepBNHead, SSDHead,
-                                      TOODHead, VFNetHead, YOLOFHead)
+                                      TOODHead, VFNetHead, YOLOFHead, YOLOV3Head, YOLOXHead)
 from mmdet.models.layers import inverse_sigmoid
+import torch.nn.functional as F
 from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor, nn
 
@@ -16,13 +17,19 @@ from torch import Tensor, nn
 # may decode differently (LDHead, LADHead and RTMDetInsSepBNHead need more than boxes).
 #   'coder': bbox_coder.decode(priors, regression), as BaseDenseHead._predict_by_feat_single;
 #   'distribution': GFL's integral of the side distributions × stride from anchor centres;
-#   'boxes': the head already outputs boxes in stride units (TOOD), × stride.
+#   'boxes': the head already outputs boxes in stride units (TOOD), × stride;
+#   'yolox': centre offsets and log sizes in stride units from point priors (YOLOXHead's
+#       _bbox_decode), score σ(class) · σ(objectness);
+#   'yolov3': one map per level of A·(4 + 1 + C) channels, σ of the centre offsets through
+#       the YOLOBBoxCoder with the level's stride, score σ(class) · σ(objectness) (the
+#       objectness is the score factor multiclass_nms multiplies in).
 DECODING: Dict[type, str] = {
     RetinaHead: 'coder', RetinaSepBNHead: 'coder', FreeAnchorRetinaHead: 'coder',
     PISARetinaHead: 'coder', ATSSHead: 'coder', DDODHead: 'coder', PAAHead: 'coder',
     FSAFHead: 'coder', YOLOFHead: 'coder', SSDHead: 'coder', PISASSDHead: 'coder',
     FCOSHead: 'coder', NASFCOSHead: 'coder', AutoAssignHead: 'coder', VFNetHead: 'coder',
     RTMDetHead: 'coder', RTMDetSepBNHead: 'coder', GFLHead: 'distribution', TOODHead: 'boxes',
+    YOLOXHead: 'yolox', YOLOV3Head: 'yolov3',
 }
 SUPPORTED_HEADS: Tuple[str, ...] = tuple(sorted(h.__name__ for h in DECODING))
 
@@ -31,7 +38,8 @@ class DensePredictions(NamedTuple):
     """Per image and location n (all levels and priors, flattened in mmdet's order):
 
     ``cls_logits`` (B, N, C) for sigmoid heads, (B, N, C + 1) for softmax heads (SSD: the
-    last channel is the background); ``boxes`` (B, N, 4) decoded ``(x1, y1, x2, y2)`` in
+    last channel is the background); for heads that score by a product of probabilities
+    (TOOD; YOLOX and YOLOv3: class × objectness) the logit of that product; ``boxes`` (B, N, 4) decoded ``(x1, y1, x2, y2)`` in
     pixels of the padded input, not clipped; ``dists`` (B, N, 4, reg_max + 1) GFL side
     distributions, else None; ``use_sigmoid`` whether classes are scored by a sigmoid.
     """
@@ -75,6 +83,36 @@ def _predict_inputs(head: nn.Module, outs: Sequence[List[Tensor]]) -> Tuple[list
     return cls_scores, bbox_preds
 
 
+def product_logit(a: Tensor, b: Tensor) -> Tensor:
+    """``logit(σ(a) · σ(b))``, computed in log space (exact for tiny products, where
+    ``inverse_sigmoid``'s clamp would cut them), the product capped at 1 − 1e-6."""
+    log_p = (F.logsigmoid(a) + F.logsigmoid(b)).clamp(max=-1e-6)
+    return log_p - torch.log1p(-log_p.exp())
+
+
+def _yolo_predictions(head: nn.Module, outs: Sequence[List[Tensor]]) -> DensePredictions:
+    """YOLOX and YOLOv3, decoded as their ``predict_by_feat`` decode."""
+    maps = outs[0]
+    b, dtype, device = maps[0].shape[0], maps[0].dtype, maps[0].device
+    sizes = [m.shape[-2:] for m in maps]
+    if isinstance(head, YOLOXHead):
+        priors = torch.cat(head.prior_generator.grid_priors(sizes, dtype=dtype, device=device,
+                                                            with_stride=True))
+        cls_logits = product_logit(_flatten(outs[0], head.cls_out_channels),
+                                   _flatten(outs[2], 1))
+        return DensePredictions(cls_logits, head._bbox_decode(priors, _flatten(outs[1], 4)),
+                                None, True)
+    preds = _flatten(maps, head.num_attrib)  # YOLOv3: (B, N, 4 + 1 + C)
+    anchors = head.prior_generator.grid_priors(sizes, device=device)
+    strides = torch.cat([preds.new_full((len(a), 1), s)
+                         for a, s in zip(anchors, head.featmap_strides)])
+    anchors = torch.cat(anchors)
+    regression = torch.cat([preds[..., :2].sigmoid(), preds[..., 2:4]], -1)
+    boxes = get_box_tensor(head.bbox_coder.decode(anchors, regression, strides))
+    cls_logits = product_logit(preds[..., 5:], preds[..., 4:5])
+    return DensePredictions(cls_logits, boxes, None, True)
+
+
 def dense_predictions(head: nn.Module, outs: Sequence[List[Tensor]]) -> DensePredictions:
     """Decode the raw outputs ``outs = head(feats)`` of a supported dense head
     (:data:`SUPPORTED_HEADS`) into every location's class logits and box, as the head's own
@@ -84,6 +122,8 @@ def dense_predictions(head: nn.Module, outs: Sequence[List[Tensor]]) -> DensePre
     if reason is not None:
         raise TypeError(f'{type(head).__name__}: {reason}; supported heads: '
                         f'{", ".join(SUPPORTED_HEADS)}')
+    if DECODING[type(head)] in ('yolox', 'yolov3'):
+        return _yolo_predictions(head, outs)
     cls_scores, bbox_preds = _predict_inputs(head, outs)
     sizes = [m.shape[-2:] for m in cls_scores]
     b, dtype, device = cls_scores[0].shape[0], cls_scores[0].dtype, cls_scores[0].device

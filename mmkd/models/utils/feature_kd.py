@@ -1,6 +1,6 @@
 """Settings and channel adapters of the FPN feature distillation of :class:`DetKDMLDistiller`
 (``model.feature_kd``), checked when the model is built."""
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -62,14 +62,16 @@ def feature_kd_settings(cfg: dict, num_levels: int) -> FeatureKD:
                      tuple(float(w) for w in level_weights), tau, peers)
 
 
-def build_adapters(channels: Dict[str, int], settings: FeatureKD) -> nn.ModuleDict:
+def build_adapters(channels: Dict[str, Sequence[int]], settings: FeatureKD) -> nn.ModuleDict:
     """The 1×1 convs that map a student's FPN channels to a target's where they differ:
-    ``adapters['student{k}'][target]`` is a ModuleList with one conv per distilled level,
-    for the teacher and (``peers=True``) every other student; students whose targets all
-    have their channel count get no entry.
+    ``adapters['student{k}'][target]`` is a ModuleList with one module per distilled level
+    (a conv where the channel counts of that level differ, else the identity), for the
+    teacher and (``peers=True``) every other student; targets with the student's channel
+    counts on every distilled level get no entry, students without such targets none.
 
     Args:
-        channels (dict): FPN channels by model name (``'teacher'``, ``'student{k}'``).
+        channels (dict): FPN channels per level by model name (``'teacher'``,
+            ``'student{k}'``).
         settings (FeatureKD): The resolved ``model.feature_kd``.
     """
     students = [name for name in channels if name.startswith('student')]
@@ -79,10 +81,19 @@ def build_adapters(channels: Dict[str, int], settings: FeatureKD) -> nn.ModuleDi
             [p for p in students if p != name] if settings.peers else [])
         own = nn.ModuleDict()
         for target in targets:
-            if channels[target] != channels[name]:
+            pairs = [(channels[name][lv], channels[target][lv]) for lv in settings.levels]
+            if any(s != t for s, t in pairs):
                 own[target] = nn.ModuleList(
-                    nn.Conv2d(channels[name], channels[target], 1) for _ in settings.levels)
+                    nn.Conv2d(s, t, 1) if s != t else nn.Identity() for s, t in pairs)
         if len(own):
             adapters[name] = own
     return adapters
 
+
+def level_channels(head: nn.Module) -> Tuple[int, ...]:
+    """The FPN channels of each level a dense head reads (``in_channels``: one number for
+    all levels, or one per level as YOLOv3's)."""
+    channels = head.in_channels
+    if isinstance(channels, (list, tuple)):
+        return tuple(channels)
+    return (channels, ) * head.prior_generator.num_levels

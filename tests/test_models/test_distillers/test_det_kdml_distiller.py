@@ -118,12 +118,12 @@ class TestDetKDMLDistiller:
             raise AssertionError('a model was built before the head check')
 
         monkeypatch.setattr(base_kdml_distiller, 'build_model_cfg', no_build)
-        yolox = dict(base='mmdet::yolox/yolox_tiny_8xb8-300e_coco.py',
-                     backbone=dict(init_cfg=None), bbox_head=dict(num_classes=1))
+        centernet = dict(base='mmdet::centernet/centernet-update_r50-caffe_fpn_ms-1x_coco.py',
+                         backbone=dict(init_cfg=None), bbox_head=dict(num_classes=1))
         with pytest.raises(ValueError) as error:
-            build(students=[tiny_detector('gfl', 8), yolox])
+            build(students=[tiny_detector('gfl', 8), centernet])
         assert str(error.value) == (
-            "model.students[1].bbox_head.type = 'YOLOXHead' cannot be distilled by "
+            "model.students[1].bbox_head.type = 'CenterNetUpdateHead' cannot be distilled by "
             'DetKDMLDistiller (not a dense head whose boxes mmkd decodes): teacher and '
             'students must be one-stage detectors with one of the dense heads '
             f'{", ".join(SUPPORTED_HEADS)}')
