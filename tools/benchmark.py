@@ -31,6 +31,7 @@ from mmkd.registry import MODELS
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.testing import scratch_config
 from benchmarks.device_steps import device_steps  # tools/benchmarks/: cases kept apart
+from benchmarks.det_feature_kd import det_feature_kd
 from benchmarks.kdml_students import kdml_students
 
 SELF_DISTILL_CFGS = {
@@ -833,6 +834,7 @@ CASES = {
     'pskd_allgather': pskd_allgather,
     'data_throughput': data_throughput,
     'kdml_students': kdml_students,
+    'det_feature_kd': det_feature_kd,  # issue 22: PKD, CWD, cross-head step overhead
     'device_steps': device_steps,  # the step rows on --device (GPU): tools/gpu_check.sh
 }
 DEFAULT_CASES = [case for case in CASES if case != 'device_steps']

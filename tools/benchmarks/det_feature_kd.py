@@ -1,0 +1,83 @@
+"""Step-time overhead of each detection KD term of issue 22 (PKD, CWD, cross-head KD) over
+a student's plain step: GFL ResNet-50 teacher (offline, frozen) → one GFL ResNet-18 student,
+FPN and head at 256 channels (so the cross-head needs no adapter), on ``--device``.
+
+Contenders, interleaved repetition by repetition: the student's plain step; the distiller
+with logit + box KD + LD (feature and cross-head KD off); and that distiller with one more
+term. A term's overhead is ``(step with the term − step without) / plain student step``."""
+import os.path as osp
+import statistics
+import tempfile
+
+import torch
+
+from mmkd.models.distillers.base_kdml_distiller import resolve_model_cfg
+from .common import build, device_of, measure, train_step_fn
+
+GFL_BASE = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
+PRE = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+           std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
+TERMS = {
+    'pkd': dict(feature_kd=dict(type='pkd', levels=(0, 1, 2))),
+    'cwd': dict(feature_kd=dict(type='cwd', tau=1.0, levels=(0, 1, 2))),
+    'cross-head': dict(cross_kd=dict(layer=3)),
+}
+
+
+def _gfl(depth):
+    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
+    return resolve_model_cfg(dict(base=GFL_BASE, backbone=dict(depth=depth, init_cfg=None),
+                                  neck=dict(in_channels=in_channels),
+                                  bbox_head=dict(num_classes=1)), f'gfl_r{depth}')
+
+
+def _batch(batch_size, size, device):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(batch_size):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        batch_input_shape=(size, size)))
+        xy = torch.rand(2, generator=g) * size / 2
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3])[None],
+                                      labels=torch.tensor([0]))
+        samples.append(s)
+    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=g)
+    return dict(inputs=images.to(device), data_samples=samples)
+
+
+def det_feature_kd(args):
+    device = device_of(args)
+    data = _batch(args.det_batch_size, args.det_img_size, device)
+    reps = args.reps if device.type == 'cuda' else min(args.reps, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher_ckpt = osp.join(tmp, 'teacher.pth')
+        torch.manual_seed(0)
+        torch.save({'state_dict': build(_gfl(50), 'cpu').state_dict()}, teacher_ckpt)
+        common = dict(type='DetKDMLDistiller', teacher=_gfl(50), students=[_gfl(18)],
+                      teacher_mode='offline', teacher_ckpt=teacher_ckpt, ml_weight=0,
+                      data_preprocessor=PRE)
+        models = {'base': build(common, device)}
+        models.update({term: build({**common, **extra}, device)
+                       for term, extra in TERMS.items()})
+    student = models['base'].students[0]
+    student.data_preprocessor = models['base'].data_preprocessor  # alone, same inputs
+    contenders = {'student': train_step_fn(student, data)}
+    contenders.update({name: train_step_fn(model, data) for name, model in models.items()})
+    times, _ = measure(contenders, device, reps)
+    setting = (f'batch {args.det_batch_size}, {args.det_img_size}px, {device.type}, '
+               'GFL R50 -> R18 offline')
+    rows = []
+    for term in TERMS:
+        shares = [100 * (t - b) / s for t, b, s in zip(times[term], times['base'],
+                                                        times['student'])]
+        value = statistics.median(shares)
+        rows.append(dict(name=f'det {term} KD overhead, % of student plain step', unit='%',
+                         value=value, spread=[min(shares), max(shares)], target=10.0,
+                         met=value <= 10.0,
+                         detail=f'{statistics.median(times[term]):.3f}s vs '
+                         f'{statistics.median(times["base"]):.3f}s, student '
+                         f'{statistics.median(times["student"]):.3f}s; {setting}'))
+    return rows
