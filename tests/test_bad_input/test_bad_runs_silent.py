@@ -2,7 +2,6 @@
 nothing: --overwrite leaving the old run's checkpoints, load_from / --resume of another
 architecture, --resume of a finished run, a batch larger than the data set, a failed
 ImageNet download, --launcher pytorch without torchrun."""
-import argparse
 import re
 import urllib.error
 
@@ -134,4 +133,3 @@ def test_launcher_pytorch_without_torchrun_says_how(monkeypatch):
             '--launcher pytorch: RANK / WORLD_SIZE are not set, so this process was not '
             'started by torchrun. Use tools/dist_train.sh CONFIG NUM_PROCS')):
         setup_launcher(Config(dict(model=dict())), 'pytorch')
-    assert argparse  # the tools' own parsers accept --launcher pytorch (test_bad_tools.py)
