@@ -13,15 +13,15 @@ from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.utils import set_data_root
 
 
-@pytest.fixture
-def run(msi_root, tmp_path, tiny_cfg, write_cfg, tool):
+@pytest.fixture(scope='module')
+def run(_msi, tmp_path_factory, tiny_cfg, write_cfg, tool):
     """A finished tiny KD + ML run trained with --data-root; its config file names another
-    data root (as configs/kdml/*.py name data/msi/)."""
-    cfg = tiny_cfg(str(tmp_path / 'not-here'), max_epochs=1)
-    config = write_cfg(cfg, tmp_path / 'tiny.py')
-    work = tmp_path / 'work'
-    tool('train', config, '--work-dir', work, '--data-root', msi_root)
-    return dict(config=config, ckpt=str(work / 'epoch_1.pth'), data_root=msi_root)
+    data root (as configs/kdml/*.py name data/msi/). One per module: no test changes it."""
+    tmp = tmp_path_factory.mktemp('run')
+    config = write_cfg(tiny_cfg(str(tmp / 'not-here'), max_epochs=1), tmp / 'tiny.py')
+    tool('train', config, '--work-dir', tmp / 'work', '--data-root', _msi)
+    return dict(config=config, ckpt=str(tmp / 'work' / 'epoch_1.pth'), data_root=_msi,
+                work=tmp / 'work')
 
 
 def test_export_reads_the_runs_config_then_test_needs_no_data_root(run, tmp_path, tool,
@@ -31,7 +31,7 @@ def test_export_reads_the_runs_config_then_test_needs_no_data_root(run, tmp_path
     out = tmp_path / 'export'
     tool('export_students', run['config'], run['ckpt'], '--out-dir', out)
     printed = capsys.readouterr().out
-    assert printed.startswith(f'config: {tmp_path}/work/tiny.py (the config the run dumped '
+    assert printed.startswith(f'config: {run["work"]}/tiny.py (the config the run dumped '
                               'beside its checkpoint)')
     exported = Config.fromfile(out / 'student0.py')
     assert exported.test_dataloader.dataset.data_root == run['data_root']

@@ -3,6 +3,7 @@ nothing: --overwrite leaving the old run's checkpoints, load_from / --resume of 
 architecture, --resume of a finished run, a batch larger than the data set, a failed
 ImageNet download, --launcher pytorch without torchrun."""
 import re
+import shutil
 import urllib.error
 
 import pytest
@@ -17,15 +18,26 @@ def run_log(work_dir):
     return '\n'.join(p.read_text() for p in sorted(work_dir.glob('*/*.log')))
 
 
-@pytest.fixture
-def config(msi_root, tmp_path, tiny_cfg, write_cfg):
-    return write_cfg(tiny_cfg(msi_root, max_epochs=2), tmp_path / 'tiny.py')
+@pytest.fixture(scope='module')
+def _finished(_msi, tmp_path_factory, tiny_cfg, write_cfg, tool):
+    """One 2-epoch run for the module (the tests work on copies)."""
+    tmp = tmp_path_factory.mktemp('finished')
+    config = write_cfg(tiny_cfg(_msi, max_epochs=2), tmp / 'tiny.py')
+    tool('train', config, '--work-dir', tmp / 'work')
+    return config, tmp / 'work'
 
 
 @pytest.fixture
-def finished_run(config, tmp_path, tool):
+def config(_finished):
+    return _finished[0]
+
+
+@pytest.fixture
+def finished_run(_finished, tmp_path):
+    """A copy of the module's finished run (``last_checkpoint`` naming the copy's file)."""
     work = tmp_path / 'work'
-    tool('train', config, '--work-dir', work)
+    shutil.copytree(_finished[1], work)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
     return work
 
 
