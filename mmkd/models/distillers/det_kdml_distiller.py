@@ -13,7 +13,7 @@ from mmkd.utils.scope_check import check_mmkd_prefixes
 from ..losses import (box_kd_loss, cwd_loss, kd_kl_div_loss, ld_kd_loss, pkd_loss,
                       sigmoid_kd_loss)
 from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
-                     build_adapters, cross_head_unsupported, dense_predictions,
+                     build_adapters, cross_kd_settings, dense_predictions,
                      feature_kd_settings, head_from_layer, level_channels, tower_features,
                      unsupported_reason)
 from ..utils.positive_locations import positives_unsupported, record_positives
@@ -160,9 +160,10 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         box_region_topk (int): Locations per image of 'topk'. Defaults to 9.
         feature_kd (dict, optional): ``dict(type='pkd' | 'cwd', weight=1.0,
             levels=(0, …), level_weights=(1.0, …), tau=1.0 (CWD), peers=False)``.
-            Defaults to None (off).
+            Defaults to None (off; also with ``weight=0``).
         cross_kd (dict, optional): ``dict(layer=stacked_convs − 1, weight=1.0)``: the tower
-            layer whose student features enter the teacher's head. Defaults to None (off).
+            layer whose student features enter the teacher's head. Defaults to None (off;
+            also with ``weight=0``).
         ensemble (str): 'nms' or 'wbf'. Defaults to 'nms'.
         ensemble_iou_thr (float): IoU threshold of the ensemble. Defaults to 0.5.
         predict_on (str): 'ensemble', 'teacher' or 'student{k}'. Defaults to 'ensemble'.
@@ -257,34 +258,23 @@ class DetKDMLDistiller(BaseKDMLDistiller):
     def _feature_kd_settings(self, cfg: Optional[dict]):
         if cfg is None:
             return None
-        settings = feature_kd_settings(cfg, self.students[0].bbox_head.prior_generator.num_levels)
+        settings = feature_kd_settings(cfg,
+                                       self.students[0].bbox_head.prior_generator.num_levels)
+        if settings.weight == 0:
+            return None  # off, as kd_weight=0 / ml_weight=0 are
         if self.teacher is None and not (settings.peers and self.num_students > 1):
             raise ValueError('model.feature_kd has no target: there is no model.teacher and '
                              'model.feature_kd.peers is False (or there is one student)')
         return settings
 
     def _cross_kd_settings(self, cfg: Optional[dict]) -> Optional[dict]:
-        if cfg is None:
-            return None
-        unknown = sorted(set(cfg) - {'layer', 'weight'})
-        if unknown:
-            raise ValueError(f"model.cross_kd.{unknown[0]} is not a setting; the settings are "
-                             "('layer', 'weight')")
+        if cfg is None or cfg.get('weight', 1.0) == 0:
+            return None  # off, as kd_weight=0 / ml_weight=0 are
         if self.teacher is None:
             raise ValueError('model.cross_kd needs model.teacher: the student features go '
                              "through the teacher's head")
-        head = self.teacher.bbox_head
-        layer = cfg.get('layer', max(getattr(head, 'stacked_convs', 1) - 1, 0))
-        weight = cfg.get('weight', 1.0)
-        if not weight >= 0:
-            raise ValueError(f'model.cross_kd.weight must be >= 0, got {weight}')
-        for k, student in enumerate(self.students):
-            reason = cross_head_unsupported(student.bbox_head, head, layer)
-            if reason is not None:
-                raise ValueError(f'model.cross_kd (layer={layer}) cannot pass the head '
-                                 f'features of model.students[{k}] through the head of '
-                                 f'model.teacher: {reason}')
-        return dict(layer=int(layer), weight=float(weight))
+        return cross_kd_settings(cfg, self.teacher.bbox_head,
+                                 [s.bbox_head for s in self.students])
 
     def trainable_models(self) -> Dict[str, nn.Module]:
         """As the base class's, with each student's feature adapters (if any) listed with

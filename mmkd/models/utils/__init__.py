@@ -1,7 +1,7 @@
 from .box_ensemble import (batch_ensemble, pool_nms_ensemble,
                            weighted_boxes_fusion)
-from .cross_head import (CROSS_HEAD_NAMES, cross_head_unsupported, head_from_layer,
-                         tower_features)
+from .cross_head import (CROSS_HEAD_NAMES, cross_head_unsupported, cross_kd_settings,
+                         head_from_layer, tower_features)
 from .dense_predictions import (DECODING, SUPPORTED_HEADS, DensePredictions, dense_predictions,
                                 unsupported_reason)
 from .feature_kd import (FEATURE_KD_TYPES, FeatureKD, build_adapters, feature_kd_settings,
@@ -10,7 +10,8 @@ from .finite_loss import FiniteLossMixin, NonFiniteLossError, check_finite_loss
 from .pskd_memory import PSKDMemory
 
 __all__ = [
-    'CROSS_HEAD_NAMES', 'cross_head_unsupported', 'head_from_layer', 'tower_features',
+    'CROSS_HEAD_NAMES', 'cross_head_unsupported', 'cross_kd_settings', 'head_from_layer',
+    'tower_features',
     'FEATURE_KD_TYPES', 'FeatureKD', 'build_adapters', 'feature_kd_settings',
     'level_channels',
     'DECODING', 'DensePredictions', 'SUPPORTED_HEADS', 'dense_predictions', 'unsupported_reason',

@@ -66,6 +66,27 @@ def cross_head_unsupported(student_head: nn.Module, teacher_head: nn.Module,
     return None
 
 
+def cross_kd_settings(cfg: dict, teacher_head: nn.Module,
+                      student_heads: List[nn.Module]) -> dict:
+    """``model.cross_kd`` checked against the heads: ``dict(layer, weight)`` with the
+    default layer ``teacher stacked_convs − 1``; every error names the key and why."""
+    unknown = sorted(set(cfg) - {'layer', 'weight'})
+    if unknown:
+        raise ValueError(f"model.cross_kd.{unknown[0]} is not a setting; the settings are "
+                         "('layer', 'weight')")
+    layer = cfg.get('layer', max(getattr(teacher_head, 'stacked_convs', 1) - 1, 0))
+    weight = cfg.get('weight', 1.0)
+    if not weight >= 0:
+        raise ValueError(f'model.cross_kd.weight must be >= 0, got {weight}')
+    for k, head in enumerate(student_heads):
+        reason = cross_head_unsupported(head, teacher_head, layer)
+        if reason is not None:
+            raise ValueError(f'model.cross_kd (layer={layer}) cannot pass the head features '
+                             f'of model.students[{k}] through the head of model.teacher: '
+                             f'{reason}')
+    return dict(layer=int(layer), weight=float(weight))
+
+
 def tower_features(head: nn.Module, feats: Sequence[Tensor], layer: int) -> List[TowerFeature]:
     """Each level's features after the first ``layer`` convs of the head's two towers.
 

@@ -39,8 +39,8 @@ class DensePredictions(NamedTuple):
 
     ``cls_logits`` (B, N, C) for sigmoid heads, (B, N, C + 1) for softmax heads (SSD: the
     last channel is the background); for heads that score by a product of probabilities
-    (TOOD; YOLOX and YOLOv3: class × objectness) the logit of that product; ``boxes`` (B, N, 4) decoded ``(x1, y1, x2, y2)`` in
-    pixels of the padded input, not clipped; ``dists`` (B, N, 4, reg_max + 1) GFL side
+    (TOOD; YOLOX and YOLOv3: class × objectness) the logit of that product; ``boxes``
+    (B, N, 4) decoded ``(x1, y1, x2, y2)`` in pixels of the padded input, not clipped; ``dists`` (B, N, 4, reg_max + 1) GFL side
     distributions, else None; ``use_sigmoid`` whether classes are scored by a sigmoid.
     """
     cls_logits: Tensor

@@ -193,3 +193,9 @@ def test_offline_teacher_with_both_terms(tmp_path):
     model.parse_losses(losses)[0].backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert all(torch.isfinite(v) for k, v in losses.items() if 'loss_kd' in k or 'cross' in k)
+
+
+def test_weight_zero_switches_a_term_off():
+    model = cross_build(feature_kd=dict(type='pkd', weight=0), cross_kd=dict(weight=0))
+    assert model.feature_kd is None and model.cross_kd is None
+    assert not any('feat' in k or 'cross' in k for k in model.loss(*batch()))
