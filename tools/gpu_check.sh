@@ -15,6 +15,11 @@
 #                                  iterations, then tools/test.py) and the benchmark's step
 #                                  rows on the GPU (tools/benchmark.py --device cuda)
 #
+# With this workplace's device tool: prepare here, then two calls back to back (a machine stays
+# warm 30 s; the second call needs the first one's .gpu_check/site, so never carry all of
+# .gpu_check): run(command='bash tools/gpu_check.sh build 2>&1 | tee $OUT/build.log',
+# carry=['.gpu_check/wheels'], timeout_s=600), then run(command='bash tools/gpu_check.sh
+# check', timeout_s=600); 7 files come back.
 # Results (logs, metrics, benchmark JSON, summary.txt) go to $OUT when set, else
 # .gpu_check/out. DRY_RUN=1 (or --dry-run) prints each command instead of running it;
 # PROBE="<cuda 0/1> <arch e.g. 9.0> <torch major.minor> <CPUs>" stands in for the machine
@@ -162,5 +167,5 @@ case "$step" in
   --prepare|prepare) prepare ;;
   build) build ;;
   check) check ;;
-  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
