@@ -9,8 +9,10 @@ from .precision import upcast
 
 def box_distance(boxes: Tensor, target_boxes: Tensor, l1_weight: float = 1.0,
                  giou_weight: float = 1.0) -> Tensor:
-    """``λ₁·‖b − b̂‖₁ + λ_g·(1 − GIoU(b, b̂))`` per box, shape (N,), for (N, 4) xyxy boxes.
-    No detaching here: callers decide which side is a target."""
+    """``λ₁·‖b − b̂‖₁ + λ_g·(1 − GIoU(b, b̂))`` per box, shape (N,), for (N, 4) xyxy boxes,
+    in fp32 also for half-precision boxes (autocast: normalised coordinates differ in the third
+    decimal). No detaching here: callers decide which side is a target."""
+    boxes, target_boxes = upcast(boxes), upcast(target_boxes)
     l1 = (boxes - target_boxes).abs().sum(-1)
     giou = bbox_overlaps(boxes, target_boxes, mode='giou', is_aligned=True)
     return l1_weight * l1 + giou_weight * (1 - giou)
@@ -42,9 +44,7 @@ def box_kd_loss(student_boxes: Tensor, target_boxes: Tensor, weight: Tensor,
     if student_boxes.shape != target_boxes.shape or student_boxes.shape[:-1] != weight.shape:
         raise ValueError(f'boxes {tuple(student_boxes.shape)} / {tuple(target_boxes.shape)} '
                          f'and weight {tuple(weight.shape)} do not match')
-    # fp32 under autocast too: normalised coordinates differ in the third decimal.
-    per_box = box_distance(upcast(student_boxes), upcast(target_boxes.detach()), l1_weight,
-                           giou_weight)
+    per_box = box_distance(student_boxes, target_boxes.detach(), l1_weight, giou_weight)
     weight = upcast(weight.detach())
     denominator = weight.sum() if avg_factor is None else avg_factor
     return (per_box * weight).sum() / denominator.clamp(min=1e-6)

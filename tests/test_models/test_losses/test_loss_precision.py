@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmkd.models.losses import (box_kd_loss, kd_kl_div_loss, ld_kd_loss,
+from mmkd.models.losses import (box_distance, box_kd_loss, kd_kl_div_loss, ld_kd_loss,
                                 reverse_kd_kl_div_loss, sigmoid_kd_loss, soft_target_ce_loss)
 from mmkd.models.losses.precision import upcast
 
@@ -53,6 +53,10 @@ def test_box_kd_in_fp32():
     out = box_kd_loss(boxes, target, w)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, box_kd_loss(boxes.float(), target.float(), w.float()))
+    # the single-box distiller's KD / ML terms use box_distance directly
+    per_box = box_distance(boxes, target)
+    assert per_box.dtype == torch.float32
+    torch.testing.assert_close(per_box, box_distance(boxes.float(), target.float()))
 
 
 def test_upcast_keeps_fp32_and_fp64():
