@@ -81,6 +81,8 @@ def test_resume_matches_straight_run(data_root, tmp_path):
     resumed = safe_torch_load(resumed_path)
     for key, value in straight['state_dict'].items():
         assert torch.equal(value, resumed['state_dict'][key]), key
-    for a, b in zip(straight['optimizer']['state'].values(),
-                    resumed['optimizer']['state'].values()):
-        assert torch.equal(a['momentum_buffer'], b['momentum_buffer'])
+    # one optimiser per model (PerModelOptimWrapperConstructor), each restored
+    assert set(straight['optimizer']) == {'teacher', 'student0', 'student1'}
+    for name, state in straight['optimizer'].items():
+        for a, b in zip(state['state'].values(), resumed['optimizer'][name]['state'].values()):
+            assert torch.equal(a['momentum_buffer'], b['momentum_buffer']), name
