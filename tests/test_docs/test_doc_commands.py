@@ -181,10 +181,7 @@ def test_readme_demo_commands_are_make_demos():
 
 
 # Links known to be broken, with why; each must still be broken (remove it once fixed).
-BROKEN_LINKS = {
-    ('docs/stable_online_kdml.md', 'results_kdml.md'):
-        "the table `make before-after` writes; not in the repository yet (issue 17's run)",
-}
+BROKEN_LINKS = {}
 
 
 def test_relative_links_resolve_inside_the_repository():
