@@ -13,13 +13,12 @@ The report is written to ``<out-dir>/report.md``, every run's record to
 ``<out-dir>/results.json``.
 """
 import argparse
-import os.path as osp
 import time
 
 from mmengine.config import Config, DictAction
 
 from mmkd.utils import register_all_modules, set_data_root
-from mmkd.utils.experiment import execute_all
+from mmkd.utils.experiment import execute_all, write_report
 from mmkd.utils.kdml_variants import (check_metrics, comparison_report, comparison_runs,
                                       default_metrics, write_variant_configs)
 
@@ -65,12 +64,7 @@ def main():
     check_metrics(results, metrics)
     report = comparison_report(results, len(cfg.model.students), metrics,
                                args.significance or metrics[0])
-    wall = sum(r['seconds'] for r in results)
-    report += (f'\n\n{len(results)} runs, {wall / 60:.1f} min of training in all '
-               f'({(time.time() - start) / 60:.1f} min in this call).')
-    print(report)
-    with open(osp.join(args.out_dir, 'report.md'), 'w') as f:
-        f.write(report + '\n')
+    write_report(report, results, start, args.out_dir)
 
 
 if __name__ == '__main__':

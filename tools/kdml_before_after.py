@@ -25,7 +25,9 @@ import time
 from mmengine.config import Config, DictAction
 
 from mmkd.utils import register_all_modules, set_data_root
-from mmkd.utils.experiment import Run, execute_all, markdown_table, mean_std, model_table, welch_p
+from mmkd.utils.experiment import (Run, collect, execute_all, markdown_table, mean_std,
+                                   model_table, welch_p, write_report)
+from mmkd.utils.kdml_variants import check_metrics, default_metrics
 from mmkd.utils.pretrained import from_scratch
 
 STAGES = (
@@ -63,9 +65,9 @@ def report(results: list, stages: list, num_students: int, metrics: list) -> str
              model_table(results, stages, labels, models, m) for m in metrics]
     for metric in metrics:
         key = f'ensemble/{metric}'
-        before = [r['metrics'][key] for r in results if r['group'] == 'before']
-        rows = [[label, mean_std([r['metrics'][key] for r in results if r['group'] == s]),
-                 f'{welch_p([r["metrics"][key] for r in results if r["group"] == s], before):.3f}']
+        before = collect(results, 'before', key)
+        rows = [[label, mean_std(collect(results, s, key)),
+                 f'{welch_p(collect(results, s, key), before):.3f}']
                 for s, label in zip(stages[1:], labels[1:])]
         parts.append(f"Welch's t-test, ensemble {metric} against `before` "
                      f'({mean_std(before)}):\n\n' +
@@ -81,7 +83,8 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--data-root')
     parser.add_argument('--from-scratch', action='store_true')
-    parser.add_argument('--metrics', nargs='+', default=['mIoU', 'AP50'])
+    parser.add_argument('--metrics', nargs='+', help='metrics to tabulate (default: the '
+                        "task's, as tools/compare_kdml.py chooses them)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = parser.parse_args()
     register_all_modules(init_default_scope=False)
@@ -102,13 +105,10 @@ def main():
     runs.sort(key=lambda r: (r.seed, stages.index(r.group)))
     start = time.time()
     results = execute_all(runs, args.out_dir)
-    text = report(results, stages, len(cfg.model.students), args.metrics)
-    wall = sum(r['seconds'] for r in results)
-    text += (f'\n\n{len(results)} runs, {wall / 60:.1f} min of training in all '
-             f'({(time.time() - start) / 60:.1f} min in this call).')
-    print(text)
-    with open(osp.join(args.out_dir, 'report.md'), 'w') as f:
-        f.write(text + '\n')
+    metrics = args.metrics or default_metrics(results)
+    check_metrics(results, metrics)
+    write_report(report(results, stages, len(cfg.model.students), metrics), results, start,
+                 args.out_dir)
 
 
 if __name__ == '__main__':

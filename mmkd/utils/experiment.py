@@ -231,6 +231,19 @@ def execute_all(runs: Sequence[Run], out_dir: str, log=print) -> List[Dict[str, 
     return results
 
 
+def write_report(text: str, results: Sequence[Dict[str, object]], start: float,
+                 out_dir: str) -> str:
+    """``text`` with the runs' training time appended (all of it, and this call's since
+    ``start``), printed and written to ``<out_dir>/report.md``; returns the full text."""
+    wall = sum(r['seconds'] for r in results)
+    text += (f'\n\n{len(results)} runs, {wall / 60:.1f} min of training in all '
+             f'({(time.time() - start) / 60:.1f} min in this call).')
+    print(text)
+    with open(osp.join(out_dir, 'report.md'), 'w') as f:
+        f.write(text + '\n')
+    return text
+
+
 def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
     """``'mean ± std'`` (sample std, ddof=1; ``± 0`` for one value)."""
     v = np.asarray(values, dtype=float) * scale
