@@ -19,7 +19,6 @@ import time
 import mmengine
 import torch
 from mmengine.logging import MessageHub
-from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 
 import mmdet
@@ -30,6 +29,7 @@ from mmkd.models.utils import dense_predictions
 from mmkd.registry import MODELS
 from mmkd.utils import register_all_modules, set_data_root
 from mmkd.testing import scratch_config
+from benchmarks.common import cls_batch, det_batch, saved_bytes, train_step_fn
 from benchmarks.device_steps import device_steps  # tools/benchmarks/: cases kept apart
 from benchmarks.det_feature_kd import det_feature_kd
 from benchmarks.kdml_students import kdml_students
@@ -81,26 +81,6 @@ def _model_from(cfg_path):
     return cfg, model
 
 
-def _cls_batch(batch_size, size=32, num_classes=100):
-    """A seeded uint8 image batch as the classification dataloaders give it (CIFAR by
-    default)."""
-    g = torch.Generator().manual_seed(0)
-    return dict(inputs=torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
-                                     generator=g),
-                data_samples=dict(gt_label=torch.randint(0, num_classes, (batch_size, ),
-                                                         generator=g),
-                                  sample_idx=torch.arange(batch_size)))
-
-
-def _train_step_fn(model, data):
-    """The step users train: a distiller with one optimiser per model (the configs'
-    PerModelOptimWrapperConstructor), any other model with one."""
-    optim = build_optim_wrapper(model, dict(
-        constructor='PerModelOptimWrapperConstructor', type='OptimWrapper',
-        optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
-    return lambda: model.train_step(data, optim)
-
-
 def _plain_network(cfg):
     """The network a user trains without mmkd: the same backbone, global pooling and its
     final classifier only (no exits), cross-entropy, the same preprocessing."""
@@ -121,20 +101,6 @@ def _step_flops(step):
     return counter.get_total_flops()
 
 
-def _saved_bytes(step):
-    """Bytes of the tensors autograd saves for backward in one step (the activations the
-    backward pass reads back: a proxy for the step's memory traffic)."""
-    total = [0]
-
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return total[0]
-
-
 def self_distill_step(args):
     """Self-distillation steps against the plain network a user would train otherwise (the
     backbone and its final classifier), ResNet-18 and ResNet-50, same batch: the full method
@@ -147,15 +113,15 @@ def self_distill_step(args):
     for depth, batch_size in ((18, args.batch_size), (50, args.r50_batch_size)):
         if batch_size <= 0:
             continue
-        data = _cls_batch(batch_size)
+        data = cls_batch(batch_size)
         cfg, full = _model_from(SELF_DISTILL_CFGS[depth])
         _, base = _model_from(BASELINE_CFGS[depth])
         plain = _plain_network(cfg)
         full.pskd_memory.allocate(50000)
-        steps = {'full': _train_step_fn(full, data), 'baseline': _train_step_fn(base, data),
-                 'plain': _train_step_fn(plain, data)}
+        steps = {'full': train_step_fn(full, data), 'baseline': train_step_fn(base, data),
+                 'plain': train_step_fn(plain, data)}
         flops = {name: _step_flops(fn) for name, fn in steps.items()}
-        saved = {name: _saved_bytes(fn) for name, fn in steps.items()}
+        saved = {name: saved_bytes(fn) for name, fn in steps.items()}
         times = _side_by_side(steps, args.reps)
         net = f'R{depth}'
         floor = {n: f'FLOP floor {flops[n] / flops["plain"]:.3f}, saved activations '
@@ -184,12 +150,12 @@ def self_distill_exits(args):
     of each exit branch on its stage map (batch as the step), against the plain step, beside
     the exit's share of the plain step's FLOPs and of its saved activations. An exit whose time
     share exceeds its FLOP share is bound by memory traffic, not arithmetic."""
-    data = _cls_batch(args.batch_size)
+    data = cls_batch(args.batch_size)
     cfg, full = _model_from(SELF_DISTILL_CFGS[18])
     plain = _plain_network(cfg)
     with torch.no_grad():
         maps = full.backbone(full.data_preprocessor(data, True)['inputs'])
-    steps = {'plain': _train_step_fn(plain, data)}
+    steps = {'plain': train_step_fn(plain, data)}
     for i, (head, x) in enumerate(zip(full.exits[:-1], maps), 1):
         x = x.detach().requires_grad_(True)
 
@@ -199,7 +165,7 @@ def self_distill_exits(args):
 
         steps[f'exit{i}'] = exit_step
     flops = {name: _step_flops(fn) for name, fn in steps.items()}
-    saved = {name: _saved_bytes(fn) for name, fn in steps.items()}
+    saved = {name: saved_bytes(fn) for name, fn in steps.items()}
     times = _side_by_side(steps, args.reps)
     rows = []
     for i, (head, x) in enumerate(zip(full.exits[:-1], maps), 1):
@@ -289,12 +255,12 @@ def kdml_cls_step(args):
     """Teacher + 2 students KD+ML step over the sum of the three models' plain steps."""
     cfg, model = _kdml_cls(args)
     size = args.kdml_img_size
-    data = _cls_batch(16, size, num_classes=2)
-    contenders = {'kdml': _train_step_fn(model, data)}
+    data = cls_batch(16, size, num_classes=2)
+    contenders = {'kdml': train_step_fn(model, data)}
     for name, net in zip(model.model_names, [model.teacher, *model.students]):
         # The same network trained alone on the same batch (the distiller's preprocessor).
         net.data_preprocessor = model.data_preprocessor
-        contenders[name] = _train_step_fn(net, data)
+        contenders[name] = train_step_fn(net, data)
     times = _side_by_side(contenders, args.reps)
     plain = [sum(ts) for ts in zip(*(times[n] for n in model.model_names))]
     return [_ratio_row('KD+ML step / sum of 3 plain steps (cls, V1)', times['kdml'], plain,
@@ -330,39 +296,22 @@ def kdml_cls_val(args):
 KVASIR_CFG = 'configs/kvasir_kdml_v3.py'
 
 
-def _det_batch(model, batch_size, size):
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    g = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(batch_size):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                        batch_input_shape=(size, size)))
-        xy = torch.rand(2, generator=g) * size / 2
-        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3])[None],
-                                      labels=torch.tensor([0]))
-        samples.append(s)
-    return dict(inputs=torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
-                                     generator=g), data_samples=samples)
-
-
 def _det_model_and_batch(args):
     cfg = scratch_config(KVASIR_CFG)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    return model, _det_batch(model, args.det_batch_size, args.det_img_size)
+    return model, det_batch(args.det_batch_size, args.det_img_size)
 
 
 def kdml_det_step(args):
     """Teacher + 2 students KD+ML detection step over the sum of the 3 plain steps."""
     model, data = _det_model_and_batch(args)
     preprocess = model.data_preprocessor
-    contenders = {'kdml': _train_step_fn(model, data)}
+    contenders = {'kdml': train_step_fn(model, data)}
     for name, det in model.named_models().items():
         det.data_preprocessor = preprocess  # the same preprocessing, trained alone
-        contenders[name] = _train_step_fn(det, data)
+        contenders[name] = train_step_fn(det, data)
     times = _side_by_side(contenders, args.reps)
     plain = [sum(ts) for ts in zip(*(times[n] for n in model.model_names))]
     return [_ratio_row('KD+ML step / sum of 3 plain steps (det, V3 GFL)', times['kdml'],
@@ -455,7 +404,7 @@ def kdml_det_terms(args):
     contenders = {}
     for name, det in detectors.items():
         det.data_preprocessor = model.data_preprocessor  # trained alone, same preprocessing
-        contenders[name] = _train_step_fn(det, data)
+        contenders[name] = train_step_fn(det, data)
     levels = [_leaves(level) for level in outs['teacher']]
     # Online, the teacher's decoding is a target only: forward, never a backward.
     contenders['teacher.decode'] = _repeated(
@@ -546,12 +495,12 @@ def _check_same_student_losses(ours, theirs, data):
 def det_vs_mmdet_ld(args):
     """mmkd's offline detection KD (GFL R-50 -> R-18, one student, ml_weight=0) over the
     step of mmdet 3.3's own LD distiller on the same teacher, student and batch."""
-    data = _det_batch(None, args.det_batch_size, args.det_img_size)
+    data = det_batch(args.det_batch_size, args.det_img_size)
     with tempfile.TemporaryDirectory() as tmp:
         ours, theirs = _ld_pair(tmp)
     ours_keys, theirs_keys = _check_same_student_losses(ours, theirs, data)
-    times = _side_by_side({'mmkd': _train_step_fn(ours, data),
-                           'mmdet': _train_step_fn(theirs, data)}, args.reps)
+    times = _side_by_side({'mmkd': train_step_fn(ours, data),
+                           'mmdet': train_step_fn(theirs, data)}, args.reps)
     return [_ratio_row('offline det KD step / mmdet LD step (GFL R50->R18)', times['mmkd'],
                        times['mmdet'], 1.10,
                        f'batch {args.det_batch_size}, {args.det_img_size}px; mmkd '
@@ -624,7 +573,7 @@ def kdml_cls_vs_torch(args):
     assert (m.teacher_mode, m.peer_kl_direction, m.data_preprocessor.pad) == (
         'online', 'peer_to_self', 0), 'the hand-written step assumes these settings'
     size = args.kdml_img_size
-    data = _cls_batch(16, size, num_classes=2)
+    data = cls_batch(16, size, num_classes=2)
     loss_fn, optim = _torch_kdml(model, cfg)
     # The preprocessor's flips of this batch (its hash of seed, epoch and sample index).
     pre = model.data_preprocessor
@@ -653,7 +602,7 @@ def kdml_cls_vs_torch(args):
     for label, step in (('hand-written PyTorch step', torch_step),
                         ('same, zero_grad after step', torch_step_zero_last)):
         faults = {'kdml': [], 'torch': []}
-        times = _side_by_side({'kdml': _page_faults(_train_step_fn(model, data),
+        times = _side_by_side({'kdml': _page_faults(train_step_fn(model, data),
                                                     faults['kdml']),
                                'torch': _page_faults(step, faults['torch'])}, args.reps)
         rows.append(_ratio_row(
@@ -757,7 +706,7 @@ def data_throughput(args):
     hub.update_info('max_epochs', 300)
     loader = Runner.build_dataloader(cfg.train_dataloader)
     pipe = [_images_per_second(loader, 8, model.data_preprocessor) for _ in range(args.reps)]
-    step = _side_by_side({'step': _train_step_fn(model, _cls_batch(128))}, args.reps)['step']
+    step = _side_by_side({'step': train_step_fn(model, cls_batch(128))}, args.reps)['step']
     rows.append(dict(name='CIFAR-100 pipeline / model consumption (img/s)', unit='x',
                      value=statistics.median(pipe) * statistics.median(step) / 128,
                      spread=None, target=None, met=None,
@@ -773,7 +722,7 @@ def data_throughput(args):
     kpipe = [_images_per_second(kloader, 10) for _ in range(max(2, args.reps // 2))]
     model, data = _det_model_and_batch(args)
     det_step = statistics.median(
-        _side_by_side({'kdml': _train_step_fn(model, data)}, max(2, args.reps // 2))['kdml'])
+        _side_by_side({'kdml': train_step_fn(model, data)}, max(2, args.reps // 2))['kdml'])
     rows.append(dict(name='Kvasir-SEG pipeline / model consumption (img/s)', unit='x',
                      value=statistics.median(kpipe) * det_step / args.det_batch_size,
                      spread=None, target=None, met=None,

@@ -35,7 +35,9 @@ def train_step_fn(model, data):
     return lambda: model.train_step(data, optim)
 
 
-def cls_batch(batch_size, size, num_classes):
+def cls_batch(batch_size, size=32, num_classes=100):
+    """A seeded uint8 image batch as the classification dataloaders give it (CIFAR by
+    default)."""
     g = torch.Generator().manual_seed(0)
     return dict(inputs=torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
                                      generator=g),
@@ -44,7 +46,28 @@ def cls_batch(batch_size, size, num_classes):
                                   sample_idx=torch.arange(batch_size)))
 
 
-def _saved_bytes(step):
+def det_batch(batch_size, size, device=None):
+    """A seeded uint8 image batch with one box of class 0 per image, as the detection
+    dataloaders give it."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(batch_size):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        batch_input_shape=(size, size)))
+        xy = torch.rand(2, generator=g) * size / 2
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3])[None],
+                                      labels=torch.tensor([0]))
+        samples.append(s)
+    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=g)
+    return dict(inputs=images if device is None else images.to(device), data_samples=samples)
+
+
+def saved_bytes(step):
+    """Bytes of the tensors autograd saves for backward in one step (the activations the
+    backward pass reads back: a proxy for the step's memory traffic)."""
     total = [0]
 
     def pack(t):
@@ -77,7 +100,7 @@ def measure(contenders: dict, device: torch.device, reps: int, warmup: int = 1):
             if rep >= warmup:
                 times[name].append(time.perf_counter() - start)
     if not cuda:
-        peaks = {name: _saved_bytes(step) for name, step in contenders.items()}
+        peaks = {name: saved_bytes(step) for name, step in contenders.items()}
     return times, peaks
 
 

@@ -12,7 +12,7 @@ import tempfile
 import torch
 
 from mmkd.models.distillers.base_kdml_distiller import resolve_model_cfg
-from .common import build, device_of, measure, train_step_fn
+from .common import build, det_batch, device_of, measure, train_step_fn
 
 GFL_BASE = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
 PRE = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
@@ -31,26 +31,9 @@ def _gfl(depth):
                                   bbox_head=dict(num_classes=1)), f'gfl_r{depth}')
 
 
-def _batch(batch_size, size, device):
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    g = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(batch_size):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                        batch_input_shape=(size, size)))
-        xy = torch.rand(2, generator=g) * size / 2
-        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3])[None],
-                                      labels=torch.tensor([0]))
-        samples.append(s)
-    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=g)
-    return dict(inputs=images.to(device), data_samples=samples)
-
-
 def det_feature_kd(args):
     device = device_of(args)
-    data = _batch(args.det_batch_size, args.det_img_size, device)
+    data = det_batch(args.det_batch_size, args.det_img_size, device)
     reps = args.reps if device.type == 'cuda' else min(args.reps, 3)
     with tempfile.TemporaryDirectory() as tmp:
         teacher_ckpt = osp.join(tmp, 'teacher.pth')

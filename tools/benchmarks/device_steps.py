@@ -3,11 +3,10 @@ self-distillation step / plain network step (paper A reports 1.27x against its m
 baseline), KD + ML step / sum of the plain steps (classification V1 and detection V3)."""
 import statistics
 
-import torch
 from mmengine.logging import MessageHub
 
 from mmkd.testing import scratch_config
-from .common import (build, cls_batch, device_of, measure, memory_label, model_from,
+from .common import (build, cls_batch, det_batch, device_of, measure, memory_label, model_from,
                      ratio_row, train_step_fn, value_row)
 from .kdml_students import KDML_CLS_CFG
 
@@ -60,23 +59,6 @@ def _kdml(model, data, args, device, title, detail):
     return _rows(title, times, peaks, 'kdml', model.model_names, device, detail)
 
 
-def _det_batch(batch_size, size):
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    g = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(batch_size):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                        batch_input_shape=(size, size)))
-        xy = torch.rand(2, generator=g) * size / 2
-        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + size / 3])[None],
-                                      labels=torch.tensor([0]))
-        samples.append(s)
-    return dict(inputs=torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
-                                     generator=g), data_samples=samples)
-
-
 def device_steps(args):
     device = device_of(args)
     rows = _self_distill(args, device) if args.batch_size > 0 else []
@@ -86,7 +68,7 @@ def device_steps(args):
                   '(cls V1)', f'batch 16, {size}px, ResNet-152 -> 50 + 34')
     del cls
     det = build(scratch_config(KVASIR_CFG).model, device)
-    rows += _kdml(det, _det_batch(args.det_batch_size, args.det_img_size), args, device,
+    rows += _kdml(det, det_batch(args.det_batch_size, args.det_img_size), args, device,
                   'KD+ML step / 3 plain steps (det V3 GFL)',
                   f'batch {args.det_batch_size}, {args.det_img_size}px, DenseNet-201 -> '
                   'EfficientNet-B0 + B1')
