@@ -96,8 +96,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only the allowed globals (the restricted-unpickler
     pattern of Python's ``pickle`` documentation); torch adds its storages on top."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._allowed = _allowed_by_name()  # once per load, not once per global
+
     def find_class(self, module, name):
-        obj = _allowed_by_name().get(f'{module}.{name}')
+        obj = self._allowed.get(f'{module}.{name}')
         if obj is None:
             raise pickle.UnpicklingError(
                 f'Weights only load failed: unsupported GLOBAL {module}.{name} '
