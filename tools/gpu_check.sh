@@ -15,11 +15,10 @@
 #                                  iterations, then tools/test.py) and the benchmark's step
 #                                  rows on the GPU (tools/benchmark.py --device cuda)
 #
-# With this workplace's device tool: prepare here, then two calls back to back (a machine stays
-# warm 30 s; the second call needs the first one's .gpu_check/site, so never carry all of
-# .gpu_check): run(command='bash tools/gpu_check.sh build 2>&1 | tee $OUT/build.log',
-# carry=['.gpu_check/wheels'], timeout_s=600), then run(command='bash tools/gpu_check.sh
-# check', timeout_s=600); 7 files come back.
+# With this workplace's device tool (a machine stays warm 30 s between calls): prepare here,
+# then one call, run(command='bash tools/gpu_check.sh build >$OUT/build.log 2>&1 &&
+# TOTAL=300 bash tools/gpu_check.sh check', carry=['.gpu_check/wheels'], timeout_s=600);
+# on an H200 build took 277 s and check 444 s with TOTAL=470 (docs/get_started.md).
 # Results (logs, metrics, benchmark JSON, summary.txt) go to $OUT when set, else
 # .gpu_check/out. DRY_RUN=1 (or --dry-run) prints each command instead of running it;
 # PROBE="<cuda 0/1> <arch e.g. 9.0> <torch major.minor> <CPUs>" stands in for the machine
@@ -93,8 +92,18 @@ build() {
     [ -n "$nvcc" ] || { echo "gpu_check.sh build: no nvcc (set CUDA_HOME)" >&2; return 1; }
     cuda_home="$(dirname "$(dirname "$(readlink -f "$nvcc")")")"
   fi
+  # ninja -k 0: a source that fails to compile does not stop the others, so one build
+  # reports every failing source (each try costs a machine start).
+  local ninja
+  ninja="$(command -v ninja || true)"
+  if [ -n "$ninja" ] && [ "$dry" != 1 ]; then
+    mkdir -p "$dir/bin"
+    printf '#!/bin/sh\nexec %s -k 0 "$@"\n' "$ninja" >"$dir/bin/ninja"
+    chmod +x "$dir/bin/ninja"
+    export PATH="$dir/bin:$PATH"
+  fi
   run env MMCV_WITH_OPS=1 FORCE_CUDA=1 CUDA_HOME="$cuda_home" TORCH_CUDA_ARCH_LIST="$arch" \
-    MAX_JOBS="$cpus" "$py" -m pip wheel -q --no-build-isolation --no-deps --no-index \
+    MAX_JOBS="$cpus" "$py" -m pip wheel -v --no-build-isolation --no-deps --no-index \
     -w "$dir/build" "$src/mmcv-2.1.0" || return 1
   run "$py" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" \
     "$dir/build"/mmcv-2.1.0-*.whl || return 1
@@ -167,5 +176,5 @@ case "$step" in
   --prepare|prepare) prepare ;;
   build) build ;;
   check) check ;;
-  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

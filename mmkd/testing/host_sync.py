@@ -2,8 +2,8 @@
 
 On a GPU a training step should queue its kernels and never wait: each ``.item()``, ``.cpu()``,
 ``bool(tensor)``, ``nonzero`` (its output size lives on the device), boolean-mask indexing or
-tensor made from host data (``torch.tensor(list, device=...)``) blocks the Python thread until
-the GPU has caught up. ``torch.cuda.set_sync_debug_mode`` finds them, but only on a GPU.
+tensor made from host data (``torch.tensor(list, device=...)``, ``x.new_tensor(list)``)
+blocks the Python thread until the GPU has caught up. ``torch.cuda.set_sync_debug_mode`` finds them, but only on a GPU.
 :class:`HostSyncCounter` finds the same calls on the CPU, as a ``TorchFunctionMode`` that sees
 every torch call of the code it wraps, and names the file and line outside torch that made it::
 
@@ -61,6 +61,8 @@ def _kind(func, args, kwargs) -> str:
         return 'where(cond)'
     if name in _FROM_HOST and args and not isinstance(args[0], torch.Tensor):
         return f'{name}(host data)'
+    if name == 'new_tensor' and len(args) > 1 and not isinstance(args[1], torch.Tensor):
+        return 'new_tensor(host data)'  # on the GPU: a blocking copy from pageable memory
     if name in ('to', 'cuda') and args and isinstance(args[0], torch.Tensor):
         device = torch.device('cuda') if name == 'cuda' else _device_of(args[1:], kwargs)
         # another device, or the host named outright (a no-op only while the run is on CPU)

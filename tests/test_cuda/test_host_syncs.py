@@ -12,7 +12,13 @@ file that makes the call, and asserted for mmkd's files. Not counted against mmk
 * mmdet's dense heads and assigners (GFL / ATSS: ``nonzero``, boolean masks, ``.item()`` of
   the positive count): third-party code mmkd calls as it is;
 * :data:`ALLOWED`: mmkd's finite-loss guard reads one flag per step, on purpose, to stop
-  before an optimiser step on a NaN/inf loss (``mmkd/models/utils/finite_loss.py``).
+  before an optimiser step on a NaN/inf loss (``mmkd/models/utils/finite_loss.py``); image
+  sizes from meta-data go to the device through pinned memory with ``non_blocking=True``
+  (``mmkd/models/utils/host_copy.py``): a queued copy, not a wait.
+
+On a GPU, tests/test_cuda/test_cuda_devices.py asks CUDA itself (``set_sync_debug_mode``).
+On an H200 it found three blocking ``new_tensor`` copies this counter did not count then
+(det_kdml_distiller.py, single_box_regressor.py, multi_exit_distiller.py); it counts them now.
 """
 import pytest
 import torch
@@ -22,7 +28,8 @@ from mmkd.registry import LOOPS
 from mmkd.testing.host_sync import HostSyncCounter
 from mmkd.testing.tiny_runs import KINDS, tiny_run_cfg
 
-ALLOWED = {('item', 'mmkd/models/utils/finite_loss.py')}
+ALLOWED = {('item', 'mmkd/models/utils/finite_loss.py'),
+           ('tensor(host data)', 'mmkd/models/utils/host_copy.py')}
 COUNTED = []
 
 
@@ -52,8 +59,9 @@ def test_no_host_sync_in_mmkd_training_iterations(kind, tmp_path):
     assert len(COUNTED) >= 1
     for counter in COUNTED:
         assert not mmkd_calls(counter), counter.report()
-        allowed = sum(n for (kind_, where), n in counter.by_package().get('mmkd', {}).items())
-        assert allowed <= 1, counter.report()  # the finite-loss flag, once per step
+        flags = sum(n for (kind_, where), n in counter.by_package().get('mmkd', {}).items()
+                    if kind_ == 'item')
+        assert flags <= 1, counter.report()  # the finite-loss flag, once per step
 
 
 def test_counter_finds_each_kind_of_sync():
@@ -65,11 +73,13 @@ def test_counter_finds_each_kind_of_sync():
         x[x > 4] = 0
         x.nonzero()
         torch.tensor([1., 2.])
+        x.new_tensor([1., 2.])
+        x.new_full((2, ), 3.)  # a fill on the device: no host data
         x.to(torch.float64)  # a dtype cast: not a copy between devices
         x.to('cpu')  # the host named outright: a copy whenever x is on a GPU
         torch.as_tensor(x)  # from a tensor: no host data
     kinds = sorted(kind for kind, _ in counter.calls)
     assert kinds == ['__bool__', '__getitem__[bool mask]', '__setitem__[bool mask]', 'item',
-                     'nonzero', 'tensor(host data)', 'to(cpu)']
+                     'new_tensor(host data)', 'nonzero', 'tensor(host data)', 'to(cpu)']
     assert '__getitem__' not in vars(torch.Tensor)  # indexing as it was (torch 2.1)
     assert set(counter.by_package()) == {'other'}  # this test file

@@ -12,11 +12,12 @@ from torch.nn.utils.rnn import pad_sequence
 from mmkd.registry import MODELS
 from ..losses import box_distance
 from ..utils import FiniteLossMixin
+from ..utils.host_copy import to_device_async
 
 
 def image_sizes(data_samples: List[DetDataSample], like: Tensor) -> Tensor:
     """(B, 4) ``[w, h, w, h]`` of each resized image (before padding)."""
-    return like.new_tensor([[s.img_shape[1], s.img_shape[0]] * 2 for s in data_samples])
+    return to_device_async([[s.img_shape[1], s.img_shape[0]] * 2 for s in data_samples], like)
 
 
 def nearest_gt(boxes: Tensor, data_samples: List[DetDataSample]) -> Tensor:

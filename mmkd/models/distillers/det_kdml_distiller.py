@@ -343,7 +343,8 @@ class DetKDMLDistiller(BaseKDMLDistiller):
     def loss(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
         h, w = inputs.shape[-2:]
-        scale = inputs.new_tensor([w, h, w, h])
+        scale = inputs.new_full((4, ), float(w))  # [w, h, w, h], filled on the device
+        scale[1::2] = h
         losses, dense, positives, feats, towers = {}, {}, {}, {}, {}
         with_features = self.feature_kd is not None or self.cross_kd is not None
         for name, det in self.named_models().items():

@@ -190,7 +190,7 @@ class MultiExitDistiller(FiniteLossMixin, BaseModel):
             target = self.pskd_memory.targets(labels, sample_idx, alpha if epoch else 0.0)
             # Written after the targets of this batch were read, from the same forward pass.
             self.pskd_memory.update(sample_idx, final_logits.detach().softmax(1))
-            losses['pskd_alpha'] = final_logits.new_tensor(alpha)
+            losses['pskd_alpha'] = final_logits.new_full((), alpha)
         final_w = self.byot['final_ce_weight'] if self.byot else 1.0
         loss_final = final_w * soft_target_ce_loss(final_logits, target)
         trained = set()
