@@ -9,7 +9,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from .cfg_options import CfgOptionsAction
-from .scope_check import check_mmkd_prefixes
+from ..scope_check import check_mmkd_prefixes
 from .pretrained import from_scratch
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')

@@ -9,7 +9,7 @@ from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from mmkd.utils.scope_check import check_mmkd_prefixes
+from mmkd.scope_check import check_mmkd_prefixes
 from ..losses import (box_kd_loss, cwd_loss, kd_kl_div_loss, ld_kd_loss, pkd_loss,
                       sigmoid_kd_loss)
 from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
