@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from mmkd.datasets.fashion_det_writer import encoded_mask, render_article, write_fashion_det
-from mmkd.datasets.kvasir_seg_dataset import mask_boxes
+from mmkd.datasets.kvasir_seg_parsing import mask_boxes
 from mmkd.registry import DATASETS
 from mmkd.testing import write_fashion_mnist, write_idx
 from mmkd.testing.idx_format import fashion_like_images

@@ -10,7 +10,8 @@ import pytest
 from mmdet.structures import DetDataSample
 
 import mmkd.datasets.kvasir_seg_dataset as kvasir_module
-from mmkd.datasets.kvasir_seg_dataset import KvasirSegDataset, mask_boxes, seeded_val_ids
+from mmkd.datasets.kvasir_seg_dataset import KvasirSegDataset
+from mmkd.datasets.kvasir_seg_parsing import mask_boxes, seeded_val_ids
 from mmkd.registry import DATASETS
 from mmkd.testing import write_kvasir_seg, write_split_files
 
