@@ -7,7 +7,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from .figures import DPI, PathLike, _save, find_scalars_files, plt, read_scalars
+from .figures.plotting import DPI, PathLike, plt, save_figure
+from .figures.scalars import find_scalars_files, read_scalars
 
 SEED_CURVES_SIZE = (8, 5)  # inches: 800 x 500 px at DPI
 
@@ -49,5 +50,5 @@ def plot_seed_curves(runs: Dict[str, Sequence[PathLike]], out_path: PathLike,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
