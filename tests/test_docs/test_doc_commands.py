@@ -1,9 +1,11 @@
-"""Every command block of README.md and docs/*.md, tested as written.
+"""Every command block of README.md, docs/**/*.md and configs/*/README.md, tested as written.
 
 Default suite (seconds): every ``tools/*.py`` command, usage lines included, names only
 options its tool accepts; every repository path it reads exists; every ``make`` target exists
-(``make -n``); the README's ``make demo`` commands are the Makefile's; every relative link
-resolves inside the repository.
+(``make -n``); the ``make demo`` commands of docs/get_started.md are the Makefile's; every
+relative link resolves inside the repository. Bash lines that start with a bare ``python``
+are the real-data recipes (an installed environment, the real dataset, ImageNet weights):
+checked like the others, never run here.
 
 ``-m slow`` (``make test-docs``, minutes): every concrete command runs, block by block in
 order, in a scratch folder that sees the repository's configs, data and tools (outputs go to
@@ -25,8 +27,18 @@ from unittest import mock
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DOCS = ['README.md'] + sorted(
-    f'docs/{name}' for name in os.listdir(osp.join(REPO, 'docs')) if name.endswith('.md'))
+
+
+def _markdown_files(folder: str) -> List[str]:
+    return sorted(osp.relpath(osp.join(root, name), REPO)
+                  for root, _, names in os.walk(osp.join(REPO, folder))
+                  for name in names if name.endswith('.md'))
+
+
+CONFIG_READMES = sorted(f'configs/{family}/README.md'
+                        for family in os.listdir(osp.join(REPO, 'configs'))
+                        if osp.isfile(osp.join(REPO, 'configs', family, 'README.md')))
+DOCS = ['README.md'] + _markdown_files('docs') + CONFIG_READMES
 SHELL_LANGS = ('bash', 'sh', 'shell', 'console')
 PLACEHOLDER = re.compile(r'^\[|\]$|^[A-Z][A-Z0-9_]*(=|$)|\.\.\.|\||^<')
 
@@ -40,7 +52,8 @@ BUDGET = {
 }
 # Commands that are not run, and why (each still gets the default suite's checks).
 NOT_RUN = {
-    'make demo': 'its two commands are the README block beside it (checked equal), run there',
+    'make demo': 'its two commands are the docs/get_started.md block beside it (checked equal), '
+                 'run there',
     'make test': 'the test suite itself',
     'make reproduce': 'hours of training on Fashion-MNIST (the issue-18 tests run its parts)',
     'tools/reproduce_fashion_mnist.py --full': 'paper-scale recipes, for a GPU',
@@ -51,6 +64,8 @@ NOT_RUN = {
     'pip install': 'needs the internet and a CUDA machine',
     'gpu_check.sh': 'needs the GPU machine',
 }
+REAL_DATA_RECIPE = ('a real-data recipe (bare `python`): needs the real dataset and ImageNet '
+                    'weights, which these machines do not have; its options and paths are checked')
 
 
 class Command(NamedTuple):
@@ -115,6 +130,8 @@ def is_usage(command: Command) -> bool:
 
 
 def not_run_reason(command: Command):
+    if command.words[0] == 'python':
+        return REAL_DATA_RECIPE
     return next((why for key, why in NOT_RUN.items() if key in command.text), None)
 
 
@@ -171,17 +188,34 @@ def make_commands(target: str) -> List[List[str]]:
     return [words for words in commands if words[0].endswith('python')]  # not `make env`
 
 
-def test_readme_demo_commands_are_make_demos():
-    # The README shows what `make demo` runs; the two drifted apart before (the KD/ML ramp
-    # and the test's options were missing from the README).
-    readme = [c for c in ALL if c.doc == 'README.md' and 'configs/kvasir_kdml_v3.py' in c.text
-              and 'kvasir_demo' in c.text and c.words[0] != 'make']
-    assert len(readme) == 2
-    assert [sorted(c.words) for c in readme] == [sorted(w) for w in make_commands('demo')]
+def test_documented_demo_commands_are_make_demos():
+    # docs/get_started.md shows what `make demo` runs; the two drifted apart before (the KD/ML
+    # ramp and the test's options were missing from the README, where they were then).
+    shown = [c for c in ALL if c.doc == 'docs/get_started.md'
+             and 'configs/kvasir_kdml_v3.py' in c.text and 'kvasir_demo' in c.text
+             and c.words[0] != 'make']
+    assert len(shown) == 2
+    assert [sorted(c.words) for c in shown] == [sorted(w) for w in make_commands('demo')]
 
 
 # Links known to be broken, with why; each must still be broken (remove it once fixed).
 BROKEN_LINKS = {}
+
+
+def is_external(target: str) -> bool:
+    return bool(re.match(r'[a-z]+://|mailto:', target))
+
+
+def link_targets(doc: str) -> List[str]:
+    """Every link and image target of ``doc`` (``](target)``), anchors and titles dropped;
+    in-page anchors (``](#x)``) are not returned."""
+    with open(osp.join(REPO, doc)) as f:
+        return re.findall(r'\]\(([^)#\s]+)', f.read())
+
+
+def resolve(doc: str, target: str) -> str:
+    """The absolute, normalised path a relative link of ``doc`` points at."""
+    return osp.normpath(osp.join(REPO, osp.dirname(doc), target))
 
 
 def test_relative_links_resolve_inside_the_repository():
@@ -190,12 +224,10 @@ def test_relative_links_resolve_inside_the_repository():
         assert not osp.exists(osp.join(REPO, osp.dirname(doc), target)), (
             f'{doc}: {target} exists now: remove it from BROKEN_LINKS')
     for doc in DOCS:
-        with open(osp.join(REPO, doc)) as f:
-            text = f.read()
-        for target in re.findall(r'\]\(([^)#\s]+)', text):
-            if re.match(r'[a-z]+://|mailto:', target) or (doc, target) in BROKEN_LINKS:
+        for target in link_targets(doc):
+            if is_external(target) or (doc, target) in BROKEN_LINKS:
                 continue
-            path = osp.normpath(osp.join(REPO, osp.dirname(doc), target))
+            path = resolve(doc, target)
             assert path.startswith(REPO + os.sep), f'{doc}: link {target} leaves the repository'
             assert osp.exists(path), f'{doc}: link {target} does not resolve'
 
@@ -247,8 +279,9 @@ def test_every_command_is_run_or_says_why_not():
 
 
 def test_every_test_docs_faults_names_exists():
-    # docs/faults.md points each guarantee at a test: a renamed or deleted test breaks this.
-    with open(osp.join(REPO, 'docs', 'faults.md')) as f:
+    # docs/user_guides/faults.md points each guarantee at a test: a renamed or deleted test
+    # breaks this.
+    with open(osp.join(REPO, 'docs', 'user_guides', 'faults.md')) as f:
         named = set(re.findall(r'\b(test_\w+)\b(?![./])', f.read()))  # not files, folders, keys
     defined = set()
     for folder, _, files in os.walk(osp.join(REPO, 'tests')):
