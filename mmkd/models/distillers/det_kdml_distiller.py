@@ -4,7 +4,6 @@ from typing import Dict, List, Optional
 import torch
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.utils import reduce_mean
-from mmengine.logging import print_log
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
@@ -12,88 +11,16 @@ from mmkd.registry import MODELS
 from mmkd.scope_check import check_mmkd_prefixes
 from ..losses import (box_kd_loss, cwd_loss, kd_kl_div_loss, ld_kd_loss, pkd_loss,
                       sigmoid_kd_loss)
-from ..utils import (DECODING, SUPPORTED_HEADS, DensePredictions, batch_ensemble,
-                     build_adapters, cross_kd_settings, dense_predictions,
-                     feature_kd_settings, head_from_layer, level_channels, tower_features,
-                     unsupported_reason)
-from ..utils.positive_locations import positives_unsupported, record_positives
+from ..utils import (DensePredictions, build_adapters, dense_predictions, head_from_layer,
+                     level_channels, tower_features)
+from ..utils.det_head_check import check_detector_cfg, check_head_geometry
+from ..utils.det_kd_settings import (check_box_region, det_cross_kd_settings,
+                                     det_feature_kd_settings, resolve_box_region)
+from ..utils.ensemble_detections import attach_detections
+from ..utils.positive_locations import record_positives
 from ..utils.settings_check import check_model_settings
 
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg, resolve_model_cfg
-
-# Head settings that must agree for location-wise distillation, read when present.
-_GEOMETRY = ('cls_out_channels', 'use_sigmoid_cls', 'num_base_priors', 'reg_max',
-             'norm_on_bbox')
-BOX_REGIONS = ('auto', 'positive', 'confident', 'topk', 'all')
-_PRIORS = ('strides', 'offset', 'center_offset', 'ratios', 'scales', 'octave_base_scale',
-           'scales_per_octave', 'base_sizes', 'base_anchors')
-
-
-def _plain(value):
-    """Tensors (also inside lists and tuples) as nested lists, so that settings compare
-    with ``==`` (SSD's anchor generator keeps a list of tensors)."""
-    if isinstance(value, Tensor):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def head_geometry(head) -> Dict[str, object]:
-    """The settings of a dense head that fix which location and prior each output is."""
-    geometry = {'bbox_head.type': type(head).__name__}
-    for name in _GEOMETRY:
-        if hasattr(head, name):
-            geometry[f'bbox_head.{name}'] = getattr(head, name)
-    for name in _PRIORS:
-        value = getattr(head.prior_generator, name, None)
-        if value is not None:
-            geometry[f'bbox_head.prior_generator.{name}'] = _plain(value)
-    return geometry
-
-
-def head_refusal(key: str, head_type: object, reason: str) -> ValueError:
-    """The one error for a detector DetKDMLDistiller cannot distil: config key, head type,
-    why, and the supported heads."""
-    return ValueError(
-        f'{key}.bbox_head.type = {head_type!r} cannot be distilled by DetKDMLDistiller '
-        f'({reason}): teacher and students must be one-stage detectors with one of the '
-        f'dense heads {", ".join(SUPPORTED_HEADS)}')
-
-
-def check_detector_cfg(cfg: dict, key: str) -> None:
-    """Refuse, before anything is built, a detector config without a supported dense head
-    (a two-stage detector, DETR-like query heads, CenterNet, YOLOX, ...)."""
-    head = cfg.get('bbox_head')
-    if not isinstance(head, dict) or any(k in cfg for k in ('rpn_head', 'roi_head')):
-        raise head_refusal(key, None, f'{key}.type = {cfg.get("type")!r} is not a one-stage '
-                           'detector with a bbox_head')
-    head_type = head.get('type')
-    head_cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
-    if head_cls is None:
-        return  # an unknown type: the build names it
-    name = getattr(head_cls, '__name__', head_type)
-    if head_cls not in DECODING:
-        raise head_refusal(key, name, 'not a dense head whose boxes mmkd decodes')
-    loss_type = (head.get('loss_cls') or {}).get('type')
-    loss_cls = MODELS.get(loss_type) if isinstance(loss_type, str) else loss_type
-    if hasattr(loss_cls, 'get_activation'):  # mmdet's custom-channel losses (v3det)
-        raise head_refusal(key, name, f'its loss_cls {loss_cls.__name__} scores classes with '
-                           'a custom activation')
-
-
-def attach_detections(data_samples: List[DetDataSample], per_model: Dict[str, list],
-                      predict_on: str, num_students: int, method: str = 'nms',
-                      iou_thr: float = 0.5) -> List[DetDataSample]:
-    """Add the students' ensemble to ``per_model`` (name → per-image ``InstanceData``), then
-    give every sample ``model_preds`` (all of them) and ``pred_instances`` (``predict_on``)."""
-    per_model['ensemble'] = batch_ensemble(
-        [per_model[f'student{k}'] for k in range(num_students)], method=method,
-        iou_thr=iou_thr)
-    for i, sample in enumerate(data_samples):
-        sample.pred_instances = per_model[predict_on][i]
-        sample.model_preds = {name: preds[i] for name, preds in per_model.items()}
-    return data_samples
 
 
 @MODELS.register_module()
@@ -215,28 +142,10 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.check_mutual_learning(ml_weight)
         if ensemble not in ('nms', 'wbf'):
             raise ValueError(f"model.ensemble must be 'nms' or 'wbf', got {ensemble!r}")
-        if box_region not in BOX_REGIONS:
-            raise ValueError(f'model.box_region must be one of {BOX_REGIONS}, got '
-                             f'{box_region!r}')
-        if not 0 <= box_region_thr <= 1:
-            raise ValueError(f'model.box_region_thr must be in [0, 1], got {box_region_thr}')
-        if int(box_region_topk) != box_region_topk or box_region_topk < 1:
-            raise ValueError(f'model.box_region_topk must be an integer >= 1, got '
-                             f'{box_region_topk}')
-        self._check_geometry()
-        unread = [(k, positives_unsupported(s.bbox_head)) for k, s in enumerate(self.students)]
-        unread = [(k, reason) for k, reason in unread if reason is not None]
-        if box_region == 'positive' and unread:
-            k, reason = unread[0]
-            raise ValueError(f"model.box_region='positive' needs each student's assignment, "
-                             f"but {reason} (model.students[{k}]): use box_region='confident', "
-                             "'topk', 'all' or 'auto'")
-        if box_region == 'auto':
-            box_region = 'confident' if unread else 'positive'
-            if unread:
-                print_log(f"model.box_region='auto': boxes are distilled where the target's "
-                          f'confidence is >= box_region_thr={box_region_thr}, since '
-                          f'{unread[0][1]}', logger='current')
+        check_box_region(box_region, box_region_thr, box_region_topk)
+        check_head_geometry(self.named_models())
+        box_region = resolve_box_region(box_region, box_region_thr,
+                                        [s.bbox_head for s in self.students])
         for det in self.named_models().values():
             # mmdet 3.3's SSDHead never sets loss_cls, which its own predict path reads
             # (BaseDenseHead._predict_by_feat_single): without this, SSD cannot predict.
@@ -249,32 +158,15 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         self.box_region, self.box_region_thr = box_region, box_region_thr
         self.box_region_topk = int(box_region_topk)
         self.ensemble, self.ensemble_iou_thr = ensemble, ensemble_iou_thr
-        self.feature_kd = self._feature_kd_settings(feature_kd)
+        self.feature_kd = det_feature_kd_settings(
+            feature_kd, self.students[0].bbox_head.prior_generator.num_levels,
+            self.teacher is not None, self.num_students)
         self.adapters = build_adapters(
             {name: level_channels(det.bbox_head) for name, det in self.named_models().items()},
             self.feature_kd) if self.feature_kd is not None else nn.ModuleDict()
-        self.cross_kd = self._cross_kd_settings(cross_kd)
-
-    def _feature_kd_settings(self, cfg: Optional[dict]):
-        if cfg is None:
-            return None
-        settings = feature_kd_settings(cfg,
-                                       self.students[0].bbox_head.prior_generator.num_levels)
-        if settings.weight == 0:
-            return None  # off, as kd_weight=0 / ml_weight=0 are
-        if self.teacher is None and not (settings.peers and self.num_students > 1):
-            raise ValueError('model.feature_kd has no target: there is no model.teacher and '
-                             'model.feature_kd.peers is False (or there is one student)')
-        return settings
-
-    def _cross_kd_settings(self, cfg: Optional[dict]) -> Optional[dict]:
-        if cfg is None or cfg.get('weight', 1.0) == 0:
-            return None  # off, as kd_weight=0 / ml_weight=0 are
-        if self.teacher is None:
-            raise ValueError('model.cross_kd needs model.teacher: the student features go '
-                             "through the teacher's head")
-        return cross_kd_settings(cfg, self.teacher.bbox_head,
-                                 [s.bbox_head for s in self.students])
+        self.cross_kd = det_cross_kd_settings(
+            cross_kd, None if self.teacher is None else self.teacher.bbox_head,
+            [s.bbox_head for s in self.students])
 
     def trainable_models(self) -> Dict[str, nn.Module]:
         """As the base class's, with each student's feature adapters (if any) listed with
@@ -284,33 +176,6 @@ class DetKDMLDistiller(BaseKDMLDistiller):
         for name, adapters in self.adapters.items():
             models[name] = nn.ModuleDict(dict(detector=models[name], adapters=adapters))
         return models
-
-    def _check_geometry(self) -> None:
-        detectors = self.named_models()
-        for name, det in detectors.items():
-            head = getattr(det, 'bbox_head', None)
-            if head is None or not hasattr(det, 'extract_feat'):
-                raise head_refusal(self._key(name), None, f'{type(det).__name__} is not a '
-                                   'one-stage mmdet detector with a bbox_head')
-            reason = unsupported_reason(head)
-            if reason is not None:
-                raise head_refusal(self._key(name), type(head).__name__, reason)
-        (ref_name, ref), *others = [(n, head_geometry(d.bbox_head)) for n, d in
-                                    detectors.items()]
-        for name, geometry in others:
-            # In head_geometry's order: the type first (when it differs, everything else
-            # does too), then the head's settings, then its priors.
-            for key in list(ref) + [k for k in geometry if k not in ref]:
-                if ref.get(key) != geometry.get(key):
-                    raise ValueError(
-                        f'{self._key(name)}.{key} = {geometry.get(key)!r} differs from '
-                        f'{self._key(ref_name)}.{key} = {ref.get(key)!r}: teacher and students '
-                        'need the same head type, strides, priors and classes to distil '
-                        'location by location')
-
-    @staticmethod
-    def _key(name: str) -> str:
-        return 'model.teacher' if name == 'teacher' else f'model.students[{name[7:]}]'
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':

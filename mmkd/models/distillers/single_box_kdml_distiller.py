@@ -6,9 +6,9 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from ..losses import box_distance
+from ..utils.ensemble_detections import attach_detections
 from ..utils.settings_check import check_model_settings, model_config_key
 from .base_kdml_distiller import BaseKDMLDistiller, ModelCfg
-from .det_kdml_distiller import attach_detections
 
 
 @MODELS.register_module()
