@@ -1,29 +1,90 @@
-"""Device-aware timing for the benchmark cases of this folder: step time (synchronised on a
-GPU) and peak memory, contenders interleaved repetition by repetition."""
+"""What the benchmark cases share: the configs they build, seeded cls / det batches, the
+per-model training step, timing of contenders interleaved repetition by repetition (on the
+CPU, or synchronised on a GPU, with peak memory) and the rows of the table."""
 import statistics
 import time
 
 import torch
+from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 
 from mmkd.registry import MODELS
 from mmkd.testing import scratch_config
+from mmkd.utils import set_data_root
+
+SELF_DISTILL_CFGS = {
+    18: 'configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py',
+    50: 'configs/self_distill/pskd-byot-dmflgrad_r50_1xb128-300e_cifar100.py',
+}
+BASELINE_CFGS = {
+    18: 'configs/self_distill/baseline_r18_1xb128-300e_cifar100.py',
+    50: 'configs/self_distill/baseline_r50_1xb128-300e_cifar100.py',
+}
+CIFAR_SAMPLE = 'data/cifar100_sample'
+KDML_CLS_CFG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
+MSI_SAMPLE = 'data/msi_sample'
+KVASIR_CFG = 'configs/kvasir_kdml_v3.py'
+GFL_BASE = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
+DET_PRE = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
 
 
 def device_of(args) -> torch.device:
     return torch.device(getattr(args, 'device', None) or 'cpu')
 
 
-def build(cfg_model, device):
+def build(cfg_model, device='cpu'):
     torch.manual_seed(0)
     model = MODELS.build(cfg_model)
     model.init_weights()
     return model.to(device)
 
 
-def model_from(cfg_path, device):
+def model_from(cfg_path, device='cpu'):
     cfg = scratch_config(cfg_path)
     return cfg, build(cfg.model, device)
+
+
+def plain_network(cfg, device='cpu'):
+    """The network a user trains without mmkd: the same backbone, global pooling and its
+    final classifier only (no exits), cross-entropy, the same preprocessing."""
+    return build(dict(type='ImageClassifier', backbone=cfg.model.backbone,
+                      num_classes=cfg.model.num_classes,
+                      data_preprocessor=cfg.model.data_preprocessor), device)
+
+
+def pskd_epoch_one():
+    """Runtime info of epoch 1 of 300: PS-KD reads and writes its memory from epoch 1 on."""
+    hub = MessageHub.get_current_instance()
+    hub.update_info('epoch', 1)
+    hub.update_info('max_epochs', 300)
+
+
+def kdml_cls(args):
+    """The classification KD+ML config (V1) on the MSI sample at ``--kdml-img-size``, and its
+    distiller."""
+    cfg = scratch_config(KDML_CLS_CFG)
+    set_data_root(cfg, MSI_SAMPLE)
+    for name in ('train_dataloader', 'val_dataloader'):
+        cfg[name].dataset.img_size = args.kdml_img_size
+        cfg[name].update(num_workers=0, persistent_workers=False)
+    return cfg, build(cfg.model)
+
+
+def kdml_det(args):
+    """The detection KD+ML distiller (V3) and a batch at ``--det-batch-size`` and
+    ``--det-img-size``."""
+    _, model = model_from(KVASIR_CFG)
+    return model, det_batch(args.det_batch_size, args.det_img_size)
+
+
+def gfl(depth):
+    """GFL ResNet-``depth`` FPN detector of 1 class, random weights (``init_cfg=None``)."""
+    from mmkd.models.distillers.base_kdml_distiller import resolve_model_cfg
+    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
+    return resolve_model_cfg(dict(base=GFL_BASE, backbone=dict(depth=depth, init_cfg=None),
+                                  neck=dict(in_channels=in_channels),
+                                  bbox_head=dict(num_classes=1)), f'gfl_r{depth}')
 
 
 def train_step_fn(model, data):
@@ -33,6 +94,16 @@ def train_step_fn(model, data):
         constructor='PerModelOptimWrapperConstructor', type='OptimWrapper',
         optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
     return lambda: model.train_step(data, optim)
+
+
+def plain_steps(model, data):
+    """``{name: step}``: each model of a KD+ML distiller trained alone on ``data``, with the
+    distiller's preprocessor (the same inputs)."""
+    steps = {}
+    for name, net in model.named_models().items():
+        net.data_preprocessor = model.data_preprocessor
+        steps[name] = train_step_fn(net, data)
+    return steps
 
 
 def cls_batch(batch_size, size=32, num_classes=100):
@@ -79,6 +150,32 @@ def saved_bytes(step):
     return total[0]
 
 
+def step_flops(step):
+    """Multiply-adds x 2 of one training step (forward and backward), counted by
+    ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def side_by_side(contenders: dict, reps: int, warmup: int = 1) -> dict:
+    """Run each contender ``warmup + reps`` times, interleaved; seconds per repetition."""
+    times = {name: [] for name in contenders}
+    for rep in range(warmup + reps):
+        for name, fn in contenders.items():
+            t = timed(fn)
+            if rep >= warmup:
+                times[name].append(t)
+    return times
+
+
 def measure(contenders: dict, device: torch.device, reps: int, warmup: int = 1):
     """``(seconds per repetition, peak bytes)`` of each contender. Peak bytes: the most GPU
     memory allocated during one step on CUDA (``max_memory_allocated``); on the CPU, where no
@@ -102,6 +199,11 @@ def measure(contenders: dict, device: torch.device, reps: int, warmup: int = 1):
     if not cuda:
         peaks = {name: saved_bytes(step) for name, step in contenders.items()}
     return times, peaks
+
+
+def summed(times: dict, names) -> list:
+    """Per repetition, the sum of the seconds of ``names`` (models trained one by one)."""
+    return [sum(ts) for ts in zip(*(times[n] for n in names))]
 
 
 def memory_label(device: torch.device) -> str:

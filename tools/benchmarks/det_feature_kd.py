@@ -11,12 +11,9 @@ import tempfile
 
 import torch
 
-from mmkd.models.distillers.base_kdml_distiller import resolve_model_cfg
-from .common import build, det_batch, device_of, measure, train_step_fn
+from .common import DET_PRE, build, det_batch, device_of, gfl, measure, train_step_fn
 
-GFL_BASE = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-PRE = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
-           std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
+NAME = 'det_feature_kd'
 TERMS = {
     'pkd': dict(feature_kd=dict(type='pkd', levels=(0, 1, 2))),
     'cwd': dict(feature_kd=dict(type='cwd', tau=1.0, levels=(0, 1, 2))),
@@ -24,24 +21,17 @@ TERMS = {
 }
 
 
-def _gfl(depth):
-    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
-    return resolve_model_cfg(dict(base=GFL_BASE, backbone=dict(depth=depth, init_cfg=None),
-                                  neck=dict(in_channels=in_channels),
-                                  bbox_head=dict(num_classes=1)), f'gfl_r{depth}')
-
-
-def det_feature_kd(args):
+def run(args):
     device = device_of(args)
     data = det_batch(args.det_batch_size, args.det_img_size, device)
     reps = args.reps if device.type == 'cuda' else min(args.reps, 3)
     with tempfile.TemporaryDirectory() as tmp:
         teacher_ckpt = osp.join(tmp, 'teacher.pth')
         torch.manual_seed(0)
-        torch.save({'state_dict': build(_gfl(50), 'cpu').state_dict()}, teacher_ckpt)
-        common = dict(type='DetKDMLDistiller', teacher=_gfl(50), students=[_gfl(18)],
+        torch.save({'state_dict': build(gfl(50)).state_dict()}, teacher_ckpt)
+        common = dict(type='DetKDMLDistiller', teacher=gfl(50), students=[gfl(18)],
                       teacher_mode='offline', teacher_ckpt=teacher_ckpt, ml_weight=0,
-                      data_preprocessor=PRE)
+                      data_preprocessor=DET_PRE)
         models = {'base': build(common, device)}
         models.update({term: build({**common, **extra}, device)
                        for term, extra in TERMS.items()})

@@ -4,10 +4,10 @@ import copy
 import statistics
 
 from mmkd.testing import scratch_config
-from .common import (build, cls_batch, device_of, measure, memory_label, ratio_row,
-                     train_step_fn, value_row)
+from .common import (KDML_CLS_CFG, build, cls_batch, device_of, measure, memory_label,
+                     plain_steps, ratio_row, summed, train_step_fn, value_row)
 
-KDML_CLS_CFG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
+NAME = 'kdml_students'
 STUDENT_COUNTS = (1, 2, 4)
 
 
@@ -22,7 +22,7 @@ def _distiller_cfg(cfg, k):
     return model
 
 
-def kdml_students(args):
+def run(args):
     device = device_of(args)
     cfg = scratch_config(KDML_CLS_CFG)
     size, batch_size = args.kdml_img_size, 16
@@ -32,12 +32,9 @@ def kdml_students(args):
     rows = []
     for k in STUDENT_COUNTS:
         model = build(_distiller_cfg(cfg, k), device)
-        contenders = {'kdml': train_step_fn(model, data)}
-        for name, net in model.named_models().items():
-            net.data_preprocessor = model.data_preprocessor  # trained alone, same inputs
-            contenders[name] = train_step_fn(net, data)
+        contenders = {'kdml': train_step_fn(model, data), **plain_steps(model, data)}
         times, peaks = measure(contenders, device, reps)
-        plain = [sum(ts) for ts in zip(*(times[n] for n in model.model_names))]
+        plain = summed(times, model.model_names)
         what = f'{device.type}, batch {batch_size}, {size}px, R152 -> {k} students, {reps} reps'
         peak_plain = max(peaks[n] for n in model.model_names)
         rows += [

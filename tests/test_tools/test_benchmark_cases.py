@@ -1,0 +1,53 @@
+"""tools/benchmark.py over tools/benchmarks/: every case module is registered under its
+``NAME`` (the module's own name), in the order of the --cases choices, and a run prints the
+table and writes the JSON rows."""
+import importlib
+import json
+import os.path as osp
+import pkgutil
+import sys
+from unittest import mock
+
+import pytest
+
+TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
+ROW_KEYS = {'name', 'value', 'spread', 'target', 'unit', 'met', 'detail'}
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    sys.path.insert(0, TOOLS)  # as `python tools/benchmark.py` has it
+    try:
+        yield importlib.import_module('benchmark')
+    finally:
+        sys.path.remove(TOOLS)
+
+
+def test_every_case_module_is_a_case_under_its_own_name(benchmark):
+    modules = {m.name for m in pkgutil.iter_modules([osp.join(TOOLS, 'benchmarks')])}
+    assert set(benchmark.CASES) == modules - {'common'}
+    for name, run in benchmark.CASES.items():
+        case = importlib.import_module(f'benchmarks.{name}')
+        assert (case.NAME, run) == (name, case.run)
+    # The --cases choices, in this order (README, docs/ and tools/gpu_check.sh name them).
+    assert list(benchmark.CASES) == [
+        'self_distill_step', 'self_distill_exits', 'runner_loop', 'kdml_cls_step',
+        'kdml_cls_val', 'kdml_det_step', 'kdml_det_terms', 'det_vs_mmdet_ld',
+        'kdml_cls_vs_torch', 'iou_metric_time', 'calibration_metric_time', 'pskd_allgather',
+        'data_throughput', 'kdml_students', 'det_feature_kd', 'device_steps']
+    assert benchmark.DEFAULT_CASES == [c for c in benchmark.CASES if c != 'device_steps']
+
+
+def test_a_run_prints_the_table_and_writes_the_rows(benchmark, tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    argv = ['benchmark.py', '--cases', 'calibration_metric_time', '--reps', '1', '--out',
+            str(out)]
+    with mock.patch.object(sys, 'argv', argv):
+        benchmark.main()
+    saved = json.loads(out.read_text())
+    assert set(saved) == {'rows', 'torch', 'cpus'}
+    (row, ) = saved['rows']
+    assert set(row) == ROW_KEYS and row['unit'] == 's' and row['value'] > 0
+    assert row['name'] == 'calibration metrics, 10,000 samples x 5 models'
+    table = capsys.readouterr().out
+    assert 'benchmark' in table and row['name'] in table and f'written to {out}' in table
