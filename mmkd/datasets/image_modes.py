@@ -3,6 +3,8 @@ import logging
 from collections import Counter
 from typing import Dict, List, Sequence
 
+import cv2
+import numpy as np
 from mmengine.logging import print_log
 from PIL import Image
 
@@ -51,3 +53,16 @@ def report_color_conversions(what: str, paths: Sequence[str]) -> List[str]:
                   f'are converted to RGB when loaded: {kinds}, e.g. {converted[:_SHOWN]}',
                   logger='current', level=logging.WARNING)
     return converted
+
+
+def decode_image(path: str, flags: int, error: str) -> np.ndarray:
+    """``cv2.imdecode`` of the file's bytes (paths with any characters); a file that is empty
+    or cannot be decoded raises ``ValueError(error)``."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(raw, flags) if raw.size else None
+    except cv2.error:
+        image = None
+    if image is None:
+        raise ValueError(error)
+    return image

@@ -15,6 +15,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .image_modes import decode_image
+from .seeded_split import seeded_subset
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 DOWNLOAD_HINT = ('unzip kvasir-seg.zip (Kvasir-SEG/images, masks, kavsir_bboxes.json) or '
                  'point data_root/ann_file/data_prefix at HyperKvasir segmented-images/ '
@@ -86,14 +89,8 @@ def read_id_list(path: str) -> List[str]:
 
 
 def seeded_val_ids(ids: Sequence[str], val_ratio: float, seed: int) -> Set[str]:
-    """Validation ids: ``round(val_ratio * n)`` of the sorted ids, drawn with
-    ``numpy.random.default_rng(seed)``; at least one per split when there are ≥ 2 ids."""
-    unique = sorted(set(ids))
-    num_val = int(round(val_ratio * len(unique)))
-    if len(unique) >= 2:
-        num_val = min(max(num_val, 1), len(unique) - 1)
-    order = np.random.default_rng(seed).permutation(len(unique))
-    return {unique[i] for i in order[:num_val]}
+    """Validation ids: :func:`seeded_subset` of the image ids."""
+    return seeded_subset(ids, val_ratio, seed)
 
 
 def mask_boxes(mask_path: str, min_area: int) -> Tuple[List[List[int]], int, Tuple[int, int]]:
@@ -112,14 +109,9 @@ def mask_boxes(mask_path: str, min_area: int) -> Tuple[List[List[int]], int, Tup
         tuple: ``(boxes, num_ignored_components, (height, width))``, boxes sorted by
         ``(x1, y1)``.
     """
-    raw = np.fromfile(mask_path, dtype=np.uint8)
-    try:
-        mask = cv2.imdecode(raw, cv2.IMREAD_GRAYSCALE) if raw.size else None
-    except cv2.error:
-        mask = None
-    if mask is None:
-        raise ValueError(f'mask {mask_path} cannot be decoded as an image (corrupt or '
-                         'truncated): replace it with an intact copy')
+    mask = decode_image(mask_path, cv2.IMREAD_GRAYSCALE,
+                        f'mask {mask_path} cannot be decoded as an image (corrupt or '
+                        'truncated): replace it with an intact copy')
     binary = (mask > 127).astype(np.uint8)
     num, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     boxes, ignored = [], 0

@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
 from mmkd.registry import DATASETS
-from .image_modes import report_color_conversions
+from .image_modes import decode_image, report_color_conversions
+from .seeded_split import seeded_subset
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif')
 # A TCGA patient is the first three barcode fields (project-TSS-participant), e.g. TCGA-A6-2671;
@@ -44,14 +45,8 @@ def tcga_patient_id(path: str) -> str:
 
 
 def split_patients(patients: Sequence[str], test_ratio: float, seed: int) -> Set[str]:
-    """Test patients: ``round(test_ratio * n)`` of the sorted unique ids, drawn with
-    ``numpy.random.default_rng(seed)``; at least one per split when there are ≥ 2 patients."""
-    unique = sorted(set(patients))
-    num_test = int(round(test_ratio * len(unique)))
-    if len(unique) >= 2:
-        num_test = min(max(num_test, 1), len(unique) - 1)
-    order = np.random.default_rng(seed).permutation(len(unique))
-    return {unique[i] for i in order[:num_test]}
+    """Test patients: :func:`seeded_subset` of the patient ids."""
+    return seeded_subset(patients, test_ratio, seed)
 
 
 def _subdirs(folder: str) -> List[str]:
@@ -227,14 +222,9 @@ class MSITileDataset(Dataset):
         return len(self.img_paths)
 
     def _load(self, path: str) -> np.ndarray:
-        raw = np.fromfile(path, dtype=np.uint8)
-        try:
-            bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
-        except cv2.error:
-            bgr = None
-        if bgr is None:
-            raise ValueError(f'{path} cannot be decoded as an image (corrupt or truncated): '
-                             'replace it with an intact copy or remove it')
+        bgr = decode_image(path, cv2.IMREAD_COLOR,
+                           f'{path} cannot be decoded as an image (corrupt or truncated): '
+                           'replace it with an intact copy or remove it')
         if bgr.shape[:2] != (self.img_size, self.img_size):
             shrink = max(bgr.shape[:2]) > self.img_size
             bgr = cv2.resize(bgr, (self.img_size, self.img_size),
