@@ -7,9 +7,11 @@ import statistics
 
 import torch
 
+from mmdet.models.utils import unpack_gt_instances
 from mmdet.utils import reduce_mean
 from mmkd.models.losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
 from mmkd.models.utils import dense_predictions
+from mmkd.models.utils.positive_locations import record_positives
 from .common import kdml_det, plain_steps, side_by_side, value_row
 
 NAME = 'kdml_det_terms'
@@ -38,22 +40,24 @@ def _repeated(fn, times):
     return repeat
 
 
-def _term_fns(model, name, dense, outs, scale):
+def _term_fns(model, name, dense, outs, scale, positives=None):
     """Forward + backward of each distillation term of ``name`` in a V3 step, from leaf
     copies of its inputs, computed as ``DetKDMLDistiller._distil`` computes them: decoding
-    of its head outputs, and cls KD, box KD (with the target confidence, which LD shares)
-    and LD against the teacher and each peer."""
+    of its head outputs, and cls KD, box KD (with the target confidence inside the model's
+    ``box_region``, which LD shares) and LD against the teacher and each peer.
+    ``positives``: the student's positive locations (``box_region='positive'``)."""
     head, own = model.named_models()[name].bbox_head, dense[name]
     targets = [dense['teacher']] + [d for n, d in dense.items()
                                     if n not in ('teacher', name)]
     levels = [_leaves(level) for level in outs[name]]
     check = dense_predictions(head, levels)
-    loss = sum({**model._distil(name, 'kd', check, targets[:1], model.kd_weight, scale),
-                **model._distil(name, 'ml', check, targets[1:], model.ml_weight, scale)
-                }.values())
+    loss = sum({**model._distil(name, 'kd', check, targets[:1], model.kd_weight, scale,
+                                positives),
+                **model._distil(name, 'ml', check, targets[1:], model.ml_weight, scale,
+                                positives)}.values())
     upstream = torch.autograd.grad(loss, [check.cls_logits, check.boxes, check.dists])
     s_cls, s_box, s_dist = _leaves([own.cls_logits, own.boxes, own.dists])
-    confidence = [t.class_probs().detach().flatten(0, 1).max(1).values for t in targets]
+    confidence = [model.box_weights_of(t, positives).flatten(0, 1) for t in targets]
     avg = [reduce_mean(c.sum()) for c in confidence]
 
     def decode():
@@ -63,7 +67,7 @@ def _term_fns(model, name, dense, outs, scale):
     def box_kd():
         losses = []
         for t in targets:
-            c = t.class_probs().detach().flatten(0, 1).max(1).values
+            c = model.box_weights_of(t, positives).flatten(0, 1)
             losses.append(box_kd_loss((s_box / scale).flatten(0, 1),
                                       (t.boxes / scale).flatten(0, 1), c, *model.box_weights,
                                       avg_factor=reduce_mean(c.sum())))
@@ -98,8 +102,18 @@ def run(args):
     contenders['teacher.decode'] = _repeated(
         lambda: dense_predictions(model.teacher.bbox_head, levels), inner)
     students = model.model_names[1:]
+    # Each student's positives from its own assignment, as DetKDMLDistiller.loss reads them.
+    samples = model.data_preprocessor(data, True)['data_samples']
+    gt, gt_ignore, metas = unpack_gt_instances(samples)
+    positives = dict.fromkeys(students)
+    if model.box_region == 'positive':
+        for name in students:
+            head = detectors[name].bbox_head
+            with torch.no_grad(), record_positives(head, len(samples)) as found:
+                head.loss_by_feat(*outs[name], gt, metas, gt_ignore)
+            positives[name] = found.mask
     for name in students:
-        for term, fn in _term_fns(model, name, dense, outs, scale).items():
+        for term, fn in _term_fns(model, name, dense, outs, scale, positives[name]).items():
             contenders[f'{name}.{term}'] = _repeated(fn, inner)
     times = side_by_side(contenders, args.reps)
     times.update({k: [t / inner for t in v] for k, v in times.items() if '.' in k})
