@@ -4,9 +4,8 @@ import mmdet
 import mmengine
 from mmengine.utils import digit_version
 
-from .utils.atomic_local_backend import register_atomic_local_backend
-from .utils.checkpoint_allowlist import (install_checkpoint_load_errors,
-                                         register_checkpoint_safe_globals)
+from .checkpoint import (install_checkpoint_load_errors, register_atomic_local_backend,
+                         register_checkpoint_safe_globals)
 from .utils.mmcv_cuda_check import warn_if_mmcv_lacks_cuda_ops
 from .version import __version__
 
@@ -27,12 +26,12 @@ _check_version('mmengine', mmengine.__version__, _MMENGINE_RANGE)
 _check_version('mmdet', mmdet.__version__, _MMDET_RANGE)
 
 # mmengine 0.10.7 resumes with torch.load's weights_only=True default (torch >= 2.6);
-# allow exactly the types its checkpoints hold (see utils/checkpoint_allowlist.py).
+# allow exactly the types its checkpoints hold (see checkpoint/allowlist.py).
 register_checkpoint_safe_globals()
 # ... and a refused or truncated checkpoint names its file (same module).
 install_checkpoint_load_errors()
 # Checkpoints are written atomically through file backend 'atomic_local'
-# (utils/atomic_local_backend.py; configs/_base_/default_runtime.py selects it).
+# (checkpoint/atomic_local_backend.py; configs/_base_/default_runtime.py selects it).
 register_atomic_local_backend()
 # A CPU-only mmcv where torch sees a GPU fails at the first CUDA NMS: said here instead.
 warn_if_mmcv_lacks_cuda_ops()

@@ -17,10 +17,10 @@ import time
 
 from mmengine.config import Config, DictAction
 
+from mmkd.experiments.kdml_variants import (check_metrics, comparison_report, comparison_runs,
+                                            default_metrics, write_variant_configs)
+from mmkd.experiments.seeded_runs import execute_all, write_report
 from mmkd.utils import register_all_modules, set_data_root
-from mmkd.utils.experiment import execute_all, write_report
-from mmkd.utils.kdml_variants import (check_metrics, comparison_report, comparison_runs,
-                                      default_metrics, write_variant_configs)
 
 
 def parse_args():

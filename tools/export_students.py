@@ -14,9 +14,9 @@ has the architecture. One line per student says which, and what it still needs.
 """
 import argparse
 
+from mmkd.export.students import export_config, prepare_out_dir
 from mmkd.utils import export_notes, export_students, register_all_modules
 from mmkd.utils.cfg_options import CfgOptionsAction
-from mmkd.utils.export import export_config, prepare_out_dir
 
 
 def main():

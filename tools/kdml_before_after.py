@@ -24,10 +24,10 @@ import time
 
 from mmengine.config import Config, DictAction
 
+from mmkd.experiments.kdml_variants import check_metrics, default_metrics
+from mmkd.experiments.seeded_runs import (Run, collect, execute_all, markdown_table, mean_std,
+                                          model_table, welch_p, write_report)
 from mmkd.utils import register_all_modules, set_data_root
-from mmkd.utils.experiment import (Run, collect, execute_all, markdown_table, mean_std,
-                                   model_table, welch_p, write_report)
-from mmkd.utils.kdml_variants import check_metrics, default_metrics
 from mmkd.utils.pretrained import from_scratch
 
 STAGES = (

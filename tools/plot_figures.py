@@ -25,10 +25,10 @@ import sys
 
 import torch
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.visualization.figures import (find_scalars_files, last_metrics, plot_accuracy_bars,
                                         plot_detection_grid, plot_reliability_diagram,
                                         plot_training_curves)
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 
 def parse_args(argv=None):

@@ -43,10 +43,11 @@ import time
 from mmengine.config import Config
 
 from mmkd.datasets.fashion_mnist_dataset import DEFAULT_DATA_ROOT, find_idx_file
+from mmkd.experiments.kdml_variants import (comparison_report, comparison_runs,
+                                            write_variant_configs)
+from mmkd.experiments.seeded_runs import (REPO_ROOT, Run, execute_all, markdown_table, mean_std,
+                                          run_dir, welch_p)
 from mmkd.utils import register_all_modules, set_data_root
-from mmkd.utils.experiment import (REPO_ROOT, Run, execute_all, markdown_table, mean_std,
-                                   run_dir, welch_p)
-from mmkd.utils.kdml_variants import comparison_report, comparison_runs, write_variant_configs
 
 SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py'
 LONG_SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-30e_fashion-mnist.py'

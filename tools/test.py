@@ -4,9 +4,9 @@ import argparse
 
 from mmengine.runner import Runner
 
+from mmkd.checkpoint.strict_load import load_checkpoint_strictly
 from mmkd.utils import (add_run_arguments, format_metric_table, from_scratch, load_run_config,
                         register_all_modules)
-from mmkd.utils.strict_load import load_checkpoint_strictly
 from mmkd.utils.test_flags import add_test_arguments, apply_test_flags
 from mmkd.utils.work_dir import wait_for_new_log_folder
 

@@ -1,8 +1,10 @@
-from .atomic_local_backend import AtomicLocalBackend, register_atomic_local_backend
-from .checkpoint_allowlist import (CHECKPOINT_SAFE_GLOBALS, RefusedCheckpointError,
-                                   install_checkpoint_load_errors,
-                                   register_checkpoint_safe_globals)
-from .export import export_notes, export_students
+"""What mmkd's tools share: run set-up (config, launcher, work dir, pretrained weights, AMP,
+test flags) and the checks at a run's start. The checkpoint and export names are re-exported
+from :mod:`mmkd.checkpoint` and :mod:`mmkd.export`, where they live."""
+from mmkd.checkpoint import (CHECKPOINT_SAFE_GLOBALS, AtomicLocalBackend, RefusedCheckpointError,
+                             install_checkpoint_load_errors, register_atomic_local_backend,
+                             register_checkpoint_safe_globals)
+from mmkd.export import export_notes, export_students
 from .launch import (add_run_arguments, load_run_config, resolve_model, set_data_root,
                      setup_launcher)
 from .metric_table import format_metric_table

@@ -12,9 +12,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mmkd.checkpoint.strict_load import distiller_checkpoint_hint, state_dict_mismatches
 from mmkd.registry import HOOKS
-from .export import distiller_checkpoint_hint
-from .strict_load import state_dict_mismatches
 
 
 def _state(checkpoint: dict) -> dict:

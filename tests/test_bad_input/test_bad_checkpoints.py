@@ -11,10 +11,10 @@ import torch
 from mmengine.runner import save_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmkd.checkpoint.digest import CheckpointDigestError
 from mmkd.registry import MODELS
 from mmkd.testing import write_msi_tiles
 from mmkd.utils import AtomicLocalBackend, RefusedCheckpointError, export_students
-from mmkd.utils.checkpoint_digest import CheckpointDigestError
 
 BACKEND_ARGS = dict(backend='atomic_local')
 

@@ -1,4 +1,4 @@
-"""tools/compare_kdml.py (mmkd.utils.experiment) on issue 20's cases: a cached run made with
+"""tools/compare_kdml.py (mmkd.experiments.seeded_runs) on issue 20's cases: a cached run made with
 another config (budget) is refused, not mixed into the table; hand-edited or broken
 result.json files are named; default metrics follow the task; the Welch p is reported
 against KD only and against the students alone."""
@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from mmkd.utils import experiment
-from mmkd.utils.experiment import Run, execute
-from mmkd.utils.kdml_variants import comparison_report, default_metrics
+from mmkd.experiments import seeded_runs as experiment
+from mmkd.experiments.kdml_variants import comparison_report, default_metrics
+from mmkd.experiments.seeded_runs import Run, execute
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_an_infinite_nll_is_a_result(config, tmp_path, fake_train):
 
 def test_metrics_no_run_recorded_are_named():
     # --metrics mIoU on classification runs used to print tables of '—'.
-    from mmkd.utils.kdml_variants import check_metrics
+    from mmkd.experiments.kdml_variants import check_metrics
     results = [record('kd', 0, **{'ensemble/top1_acc': 80.0, 'ensemble/nll': 0.5})]
     with pytest.raises(ValueError, match=re.escape(
             '--metrics mIoU: no run recorded it; the runs recorded nll, top1_acc')):

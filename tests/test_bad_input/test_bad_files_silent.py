@@ -14,9 +14,9 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmkd  # noqa: F401 (mmkd's checked checkpoint loader)
+from mmkd.checkpoint.digest import MalformedDigestError
 from mmkd.datasets import FashionMNISTDataset, KvasirSegDataset
 from mmkd.testing.idx_format import write_fashion_mnist, write_idx
-from mmkd.utils.checkpoint_digest import MalformedDigestError
 from mmkd.utils.test_flags import apply_test_flags
 
 

@@ -17,10 +17,10 @@ import re
 import pytest
 import torch
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.testing.torchrun import (REPO_ROOT, TEST_IMPORTS, rank_dumps_differ,
                                    read_test_metrics, run_tool)
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = osp.join(REPO_ROOT, 'configs/kvasir_kdml_v3.py')
 NUM_IMAGES = 15  # the seeded 80/20 split: 12 training images (3 steps of 2 per rank), 3 val

@@ -13,9 +13,9 @@ import re
 import pytest
 import torch
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.testing.torchrun import BN_STATS, REPO_ROOT, TEST_IMPORTS, run_tool
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = osp.join(REPO_ROOT, 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py')
 BATCH = 5  # 20 training tiles: 2 steps on each of 2 ranks

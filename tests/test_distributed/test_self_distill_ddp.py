@@ -23,11 +23,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import write_cifar100
 from mmkd.testing.torchrun import (BN_STATS, REPO_ROOT, TEST_IMPORTS, read_test_metrics,
                                    run_tool)
 from mmkd.utils import format_metric_table
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = osp.join(REPO_ROOT, 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py')
 BATCH = 25  # per rank: 100 training samples -> 2 steps per epoch on each of 2 ranks

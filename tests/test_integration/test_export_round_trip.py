@@ -17,12 +17,12 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmkd.checkpoint.allowlist import safe_torch_load
+from mmkd.export.plain_models import mmdet_resnet, torchvision_note
 from mmkd.models.backbones import TorchvisionBackbone
 from mmkd.registry import MODELS
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.utils import export_notes, export_students, set_data_root
-from mmkd.utils.plain_export import mmdet_resnet, torchvision_note
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 # Runs in a fresh interpreter (-I: no user site, no PYTHONPATH) in which every import of
 # mmkd fails: only mmdet, mmengine and torch can read the exported files.

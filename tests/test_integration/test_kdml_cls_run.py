@@ -3,9 +3,9 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.utils import export_students, set_data_root
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = 'configs/kdml/kdml_r152-to-r50-r34_1xb16-30e_msi.py'
 KEYS = ('top1_acc', 'top1_err', 'nll', 'ece', 'aurc', 'eaurc')

@@ -7,9 +7,9 @@ import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg
 from mmkd.utils import export_students, set_data_root
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = 'configs/kvasir_kdml_v3.py'
 MODELS = ('teacher', 'student0', 'student1', 'ensemble')

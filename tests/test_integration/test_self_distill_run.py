@@ -6,9 +6,9 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import write_cifar100
 from mmkd.utils import set_data_root
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 CONFIG = 'configs/self_distill/pskd-byot-dmfl_r18_1xb128-300e_cifar100.py'
 METRICS = ('top1_acc', 'top1_err', 'top5_err', 'nll', 'ece', 'aurc', 'eaurc')

@@ -15,10 +15,10 @@ from mmengine.fileio import get_file_backend
 from mmengine.hooks import Hook
 from mmengine.runner import Runner, save_checkpoint
 
-import mmkd.utils.atomic_local_backend as atomic_module
+import mmkd.checkpoint.atomic_local_backend as atomic_module
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.testing import scratch_config, write_msi_tiles
 from mmkd.utils import AtomicLocalBackend, set_data_root
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 BACKEND_ARGS = dict(backend='atomic_local')
 
@@ -99,7 +99,7 @@ def test_stale_tmp_files_of_dead_writers_are_removed(tmp_path):
 WRITER = textwrap.dedent('''
     import io, sys
     import torch
-    from mmkd.utils.atomic_local_backend import AtomicLocalBackend
+    from mmkd.checkpoint.atomic_local_backend import AtomicLocalBackend
     buffer = io.BytesIO()
     torch.save({'state_dict': {'w': torch.arange(2**24, dtype=torch.float32)}}, buffer)
     data, backend = buffer.getvalue(), AtomicLocalBackend()

@@ -12,8 +12,8 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 
 import mmkd  # noqa: F401  (registers the allow-list)
+from mmkd.checkpoint import allowlist as checkpoint_allowlist
 from mmkd.utils import RefusedCheckpointError
-from mmkd.utils import checkpoint_allowlist
 
 # Both ways mmkd loads: torch's weights-only unpickler with the allow-list added (torch >= 2.4)
 # and the restricted unpickler of older torch, exercised here on any torch.

@@ -5,10 +5,10 @@ import os
 import pytest
 from mmengine.config import Config
 
-from mmkd.utils import experiment
-from mmkd.utils.experiment import (Run, execute, final_metrics, mean_std, model_table,
-                                   welch_p)
-from mmkd.utils.kdml_variants import comparison_report, comparison_runs, variant_configs
+from mmkd.experiments import seeded_runs as experiment
+from mmkd.experiments.kdml_variants import comparison_report, comparison_runs, variant_configs
+from mmkd.experiments.seeded_runs import (Run, execute, final_metrics, mean_std, model_table,
+                                          welch_p)
 
 CLS_CFG = 'configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py'
 

@@ -6,8 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from mmkd.experiments.seeded_runs import REPO_ROOT, welch_p
 from mmkd.utils import register_all_modules
-from mmkd.utils.experiment import REPO_ROOT, welch_p
 
 
 @pytest.fixture(scope='module')

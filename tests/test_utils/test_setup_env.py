@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from mmkd.utils.experiment import REPO_ROOT
+from mmkd.experiments.seeded_runs import REPO_ROOT
 
 
 def decide(probe: str, **env) -> str:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
+from mmkd.checkpoint.allowlist import safe_torch_load
 from mmkd.evaluation import MultiModelClsMetric
 from mmkd.evaluation.functional import expected_calibration_error
 from mmkd.testing import scratch_config, tiny_detector, write_kvasir_seg, write_msi_tiles
@@ -21,7 +22,6 @@ from mmkd.visualization.figures import (FIGURE_PIXELS, find_scalars_files, last_
                                         plot_accuracy_bars, plot_detection_grid,
                                         plot_reliability_diagram, plot_training_curves,
                                         read_scalars, reliability_bins)
-from mmkd.utils.checkpoint_allowlist import safe_torch_load
 
 # (width, height) in pixels, as documented in mmkd/visualization/figures.py
 SIZES = dict(training_curves=(1600, 1200), reliability_diagram=(600, 700),

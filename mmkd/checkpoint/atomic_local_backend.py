@@ -10,7 +10,7 @@ old file or the complete new one. ``CheckpointHook`` writes ``last_checkpoint`` 
 ``put`` returns, so an auto ``--resume`` never points at a half-written checkpoint.
 
 Every ``put`` also writes the SHA-256 digest of the bytes beside them, ``<path>.sha256``
-(``checkpoint_digest.py``), which mmkd checks before loading; ``remove`` removes both.
+(``digest.py``), which mmkd checks before loading; ``remove`` removes both.
 
 Use with ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')`` (mmkd's
 ``configs/_base_/default_runtime.py`` does); ``import mmkd`` registers the name.
@@ -27,7 +27,7 @@ import mmengine
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio.backends import backends
 
-from .checkpoint_digest import digest_line, digest_path, remove_digest
+from .digest import digest_line, digest_path, remove_digest
 
 BACKEND_NAME = 'atomic_local'
 

@@ -10,8 +10,6 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from torch import Tensor, nn
 
-from .export import distiller_checkpoint_hint
-
 _SHOWN = 5
 
 
@@ -46,6 +44,18 @@ def state_dict_mismatches(model: nn.Module, state: Dict[str, Tensor]) -> List[st
     if shapes:
         phrases.append(f'{len(shapes)} have another shape, e.g. {_examples(shapes)}')
     return phrases
+
+
+def distiller_checkpoint_hint(state: dict, model) -> str:
+    """The way out when a distiller's checkpoint (teacher and students in one file) meets a
+    lone model: export the students; '' for any other mismatch."""
+    if hasattr(model, 'students') or not any(k.startswith('students.') for k in state):
+        return ''
+    return (' It is a distiller checkpoint (teacher and students in one file, keys '
+            "'teacher.*', 'students.<k>.*'): export the students first, python "
+            'tools/export_students.py DISTILLER_CONFIG CHECKPOINT --out-dir DIR, then test '
+            'DIR/student0.py with DIR/student0.pth (mmdet\'s init_detector needs those '
+            'exported files too).')
 
 
 def load_checkpoint_strictly(runner, filename: str, config: str) -> dict:

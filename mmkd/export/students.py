@@ -16,7 +16,7 @@ from mmengine.runner import save_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmkd.registry import DATASETS, METRICS, MODELS
-from .plain_export import (backbone_note, is_mmdet_model, mmdet_resnet, plain_mmdet_config,
+from .plain_models import (backbone_note, is_mmdet_model, mmdet_resnet, plain_mmdet_config,
                            torchvision_classifier, torchvision_note, torchvision_state_dict)
 
 
@@ -93,7 +93,7 @@ def export_config(config: str, checkpoint: str, data_root: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if data_root:
-        from .launch import set_data_root
+        from mmkd.utils.launch import set_data_root
         set_data_root(cfg, data_root)
         source += f', --data-root {data_root}'
     return cfg, source
@@ -124,18 +124,6 @@ def export_notes(cfg: Config) -> List[str]:
         else:
             notes.append(f"{name}: mmkd's {student.get('type')}: loading it needs mmkd")
     return notes
-
-
-def distiller_checkpoint_hint(state: dict, model) -> str:
-    """The way out when a distiller's checkpoint (teacher and students in one file) meets a
-    lone model: export the students; '' for any other mismatch."""
-    if hasattr(model, 'students') or not any(k.startswith('students.') for k in state):
-        return ''
-    return (' It is a distiller checkpoint (teacher and students in one file, keys '
-            "'teacher.*', 'students.<k>.*'): export the students first, python "
-            'tools/export_students.py DISTILLER_CONFIG CHECKPOINT --out-dir DIR, then test '
-            'DIR/student0.py with DIR/student0.pth (mmdet\'s init_detector needs those '
-            'exported files too).')
 
 
 def _dataset_meta(checkpoint: dict, cfg: Config) -> Optional[dict]:
@@ -171,7 +159,7 @@ def export_students(cfg: Config, checkpoint: str, out_dir: str) -> List[Tuple[st
 
     The checkpoint holds the student's weights with the ``students.{k}.`` prefix removed and
     the class names in ``meta.dataset_meta``. Detection students (mmdet detectors) get a plain
-    mmdet config (``mmkd.utils.plain_export``): mmdet's own ``init_detector(config,
+    mmdet config (``mmkd.export.plain_models``): mmdet's own ``init_detector(config,
     checkpoint)``, ``inference_detector`` and tools load them without mmkd (except a backbone
     plain mmdet lacks: :func:`export_notes`). Other students keep mmkd's config (the
     distiller's with ``model`` replaced by the student's, no distiller-only hooks), so that

@@ -21,7 +21,7 @@ and a truncated file, an error that names the file and the refused global, in ev
 opens a checkpoint through mmengine (``Runner.resume``/``load_checkpoint``, ``load_from``,
 ``mmengine.runner.load_checkpoint``, ``init_cfg=dict(type='Pretrained')``, offline teachers,
 the export tool). The same paths first check a local file against the digest saved with it
-(``checkpoint_digest.py``).
+(``digest.py``).
 """
 import collections
 import os.path as osp
@@ -34,7 +34,7 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_digest import verify_checkpoint
+from .digest import verify_checkpoint
 
 
 _BUILTIN_STATISTICS = {'min', 'max', 'current', 'mean'}
@@ -47,7 +47,7 @@ def _history_buffer_getattr(owner, name):
         return getattr(owner, name)
     raise pickle.UnpicklingError(
         f'the checkpoint calls getattr({owner!r}, {name!r}); only HistoryBuffer statistics '
-        'methods are allowed (mmkd.utils.checkpoint_allowlist)')
+        'methods are allowed (mmkd.checkpoint.allowlist)')
 
 
 def _numpy_globals():
@@ -159,7 +159,7 @@ def _explain_load_error(filename: str, error: Exception) -> Exception:
             f'checkpoint {filename} was not loaded: it holds a pickled object outside the '
             f'allow-list ({_unpickler_complaint(text)}). Unpickling it could run code from '
             'the file, so mmkd keeps torch.load(weights_only=True) and refuses it '
-            '(mmkd/utils/checkpoint_allowlist.py lists what mmengine checkpoints may hold). '
+            '(mmkd/checkpoint/allowlist.py lists what mmengine checkpoints may hold). '
             'If you trust where the file comes from, load it once by hand and save only its '
             'tensors (e.g. its state_dict) to a new file.')
     detail = _unpickler_complaint(text) or f'{type(error).__name__}: the file ends too early'

@@ -8,9 +8,9 @@ from typing import Dict, List, Sequence
 
 from mmengine.config import Config
 
-from .export import name_lone_model
-from .experiment import Run, markdown_table, mean_std, model_table, welch_p
-from .pretrained import from_scratch
+from mmkd.export.students import name_lone_model
+from mmkd.utils.pretrained import from_scratch
+from .seeded_runs import Run, markdown_table, mean_std, model_table, welch_p
 
 # (group, column label) in paper B's order, students trained alone first.
 VARIANTS = (('alone', 'students alone'), ('kd', 'KD'), ('ml', 'ML'),
