@@ -29,7 +29,7 @@ SEEDS ?= 0 1 2
 CIFAR_CFG ?= configs/self_distill/pskd-byot-dmflgrad_r18_1xb128-300e_cifar100.py
 CIFAR_DIR ?= work_dirs/cifar_demo
 
-.PHONY: env demo demo-cifar compare compare-fashion-det before-after reproduce test test-torch21 test-docs bench gpu-check-prepare gpu-check
+.PHONY: env demo demo-cifar compare compare-fashion-det compare-detector-kd before-after reproduce test test-torch21 test-docs bench gpu-check-prepare gpu-check
 
 env:
 	bash tools/setup_env.sh
@@ -51,7 +51,7 @@ compare: env
 BEFORE_AFTER_DIR ?= work_dirs/kvasir_before_after
 before-after: env
 	$(PY) tools/kdml_before_after.py $(KVASIR_CFG) --out-dir $(BEFORE_AFTER_DIR) \
-		--seeds $(SEEDS) $(KVASIR_SAMPLE_OPTS) $(KVASIR_TRAIN_OPTS)
+		--seeds $(SEEDS) $(if $(STAGES),--stages $(STAGES)) $(KVASIR_SAMPLE_OPTS) $(KVASIR_TRAIN_OPTS)
 
 # Issue 17's detection evidence: the 10-class multi-article Fashion-MNIST set (teacher alone
 # 7-9 AP above the students alone at this budget), paper B's variants, seeds $(SEEDS5).
@@ -62,6 +62,17 @@ compare-fashion-det: env
 		$(PY) tools/data/make_fashion_det.py --multi --out data/fashion_det_multi
 	$(PY) tools/compare_kdml.py $(FASHION_DET_MULTI_CFG) --out-dir work_dirs/compare_fashion_det_multi \
 		--seeds $(SEEDS5) --from-scratch --metrics AP AP50 mIoU --significance AP
+
+# Issue 22's detector-distillation comparison on the same set: offline teacher -> one student,
+# student alone / mmdet's LD / mmkd KD + each term / best combination (+ 2 students and ML),
+# seeds $(SEEDS5), resumable (tools/compare_detector_kd.py, docs/detector_kd.md).
+DET_KD_CFG := configs/fashion_mnist/det-kd_gfl-r18w32c32-to-r18w8x2_1xb8-6e_fashion-det-multi.py
+DET_KD_DIR ?= work_dirs/compare_detector_kd
+compare-detector-kd: env
+	test -f data/fashion_det_multi/annotations/val.json || \
+		$(PY) tools/data/make_fashion_det.py --multi --out data/fashion_det_multi
+	$(PY) tools/compare_detector_kd.py $(DET_KD_CFG) --out-dir $(DET_KD_DIR) --seeds $(SEEDS5) \
+		--from-scratch
 
 demo-cifar: env
 	$(PY) tools/train.py $(CIFAR_CFG) --data-root data/cifar100_sample --work-dir $(CIFAR_DIR) \

@@ -15,12 +15,12 @@ The report is written to ``<out-dir>/report.md``, every run's record to
 import argparse
 import time
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
+from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.kdml_variants import (check_metrics, comparison_report, comparison_runs,
                                             default_metrics, write_variant_configs)
 from mmkd.experiments.seeded_runs import execute_all, write_report
-from mmkd.utils import register_all_modules, set_data_root
 
 
 def parse_args():
@@ -46,14 +46,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if len(set(args.seeds)) != len(args.seeds):
-        # one run per (variant, seed): a repeated seed would be one cached run counted twice
-        raise SystemExit(f'--seeds {" ".join(map(str, args.seeds))}: give each seed once')
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = comparison_config(args)
     paths = write_variant_configs(cfg, args.out_dir, scratch=args.from_scratch)
     runs = comparison_runs(paths, args.seeds)
     print(f'{len(runs)} runs ({len(args.seeds)} seeds x {len(runs) // len(args.seeds)}) '

@@ -24,10 +24,10 @@ import time
 
 from mmengine.config import Config, DictAction
 
+from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.kdml_variants import check_metrics, default_metrics
 from mmkd.experiments.seeded_runs import (Run, collect, execute_all, markdown_table, mean_std,
                                           model_table, welch_p, write_report)
-from mmkd.utils import register_all_modules, set_data_root
 from mmkd.utils.pretrained import from_scratch
 
 STAGES = (
@@ -63,7 +63,7 @@ def report(results: list, stages: list, num_students: int, metrics: list) -> str
     seeds = sorted({r['seed'] for r in results})
     parts = [f'**{m}** (%), mean ± std over {len(seeds)} seeds {seeds}:\n\n' +
              model_table(results, stages, labels, models, m) for m in metrics]
-    for metric in metrics:
+    for metric in metrics if 'before' in stages[:1] and len(stages) > 1 else []:
         key = f'ensemble/{metric}'
         before = collect(results, 'before', key)
         rows = [[label, mean_std(collect(results, s, key)),
@@ -81,22 +81,23 @@ def main():
     parser.add_argument('config', help='an online KD + ML config')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--stages', nargs='+', choices=[name for name, _, _ in STAGES],
+                        help='run these stages only (default: all that apply); `region` '
+                        "alone is today's default, the main job's spread over seeds")
     parser.add_argument('--data-root')
     parser.add_argument('--from-scratch', action='store_true')
     parser.add_argument('--metrics', nargs='+', help='metrics to tabulate (default: the '
                         "task's, as tools/compare_kdml.py chooses them)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = parser.parse_args()
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = comparison_config(args)
     if args.from_scratch:
         from_scratch(cfg)
     os.makedirs(osp.join(args.out_dir, 'configs'), exist_ok=True)
     runs, stages = [], []
     for name, stage in stage_configs(cfg).items():
+        if args.stages and name not in args.stages:
+            continue
         path = osp.join(args.out_dir, 'configs', f'{name}.py')
         stage.dump(path)
         stages.append(name)

@@ -59,3 +59,13 @@ def test_report_rows_and_welch_against_before(tool):
     assert '| ensemble | 44.00 ± 29.46 | 71.00 ± 1.00 | 73.00 ± 1.00 | 75.00 ± 1.00 |' in text
     p = welch_p(values['region'], values['before'])
     assert f'| + boxes at positives | 75.00 ± 1.00 | {p:.3f} |' in text
+
+
+def test_one_stage_alone_gives_its_spread_without_a_welch_column(tool):
+    """`--stages region`: today's default over seeds (the main job's spread), no `before`."""
+    results = [dict(group='region', seed=seed, metrics={
+        f'{m}/mIoU': v for m in ('teacher', 'student0', 'student1', 'ensemble')})
+        for seed, v in enumerate([70.0, 74.0, 72.0])]
+    text = tool.report(results, ['region'], 2, ['mIoU'])
+    assert '| ensemble | 72.00 ± 2.00 |' in text and 'over 3 seeds [0, 1, 2]' in text
+    assert "Welch" not in text
