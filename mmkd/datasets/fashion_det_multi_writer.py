@@ -13,9 +13,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from mmkd.testing.kvasir_format import _mucosa
 from .fashion_det_writer import prepare_out, scale_article, soften
 from .fashion_mnist_dataset import DEFAULT_DATA_ROOT, FASHION_MNIST_CLASSES, load_fashion_mnist
+from .synthetic_scenes import mucosa
 
 # a new article is placed at most this many times before it is left out of the image
 _PLACE_TRIES = 20
@@ -127,7 +127,7 @@ def render_scene(articles: Sequence[np.ndarray], fragments: Sequence[np.ndarray]
         fraction of its pixels under later articles; the first always is placed, a later one
         is left out when no position keeps the placed ones visible enough.
     """
-    img = _mucosa((size, size), rng)
+    img = mucosa((size, size), rng)
     clutter = [_fragment(f, side_range, threshold, size, rng) for f in fragments]
     owner = np.full((size, size), -1, np.int64)
     pieces, totals, placed = [], [], []

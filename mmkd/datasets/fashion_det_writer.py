@@ -10,8 +10,8 @@ import numpy as np
 
 # The texture and the split lists are those of the generated Kvasir-SEG sample, so this set
 # differs from it only in what the object is: a real photographed article, not a drawn blob.
-from mmkd.testing.kvasir_format import _mucosa, write_split_files
 from .fashion_mnist_dataset import DEFAULT_DATA_ROOT, FASHION_MNIST_CLASSES, load_fashion_mnist
+from .synthetic_scenes import mucosa, write_split_files
 
 JSON_NAME = 'kavsir_bboxes.json'  # the real Kvasir-SEG file name, misspelling included
 SOURCES_NAME = 'fashion_sources.json'
@@ -45,7 +45,7 @@ def render_article(article: np.ndarray, size: int, side: int, threshold: int,
     """
     scaled, inside = scale_article(article, side, threshold)
     y0, x0 = (int(v) for v in rng.integers(0, size - side + 1, size=2))
-    img = _mucosa((size, size), rng)
+    img = mucosa((size, size), rng)
     img[y0:y0 + side, x0:x0 + side][inside] = scaled[inside, None]
     mask = np.zeros((size, size), np.uint8)
     mask[y0:y0 + side, x0:x0 + side][inside] = 255
