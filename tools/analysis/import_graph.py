@@ -21,7 +21,7 @@ PACKAGES = ('models', 'datasets', 'evaluation', 'engine', 'visualization', 'chec
             'export', 'experiments', 'utils', 'testing')
 LIBRARY_PACKAGES = ('models', 'datasets', 'evaluation', 'engine', 'visualization')
 LIBRARY_MODULES = ('registry', 'scope_check')
-UPPER_PACKAGES = ('utils', 'experiments', 'export', 'checkpoint')
+UPPER_PACKAGES = ('utils', 'experiments', 'export', 'checkpoint', 'testing')
 DEFAULT_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmkd')
 
 
