@@ -24,6 +24,7 @@ the export tool). The same paths first check a local file against the digest sav
 (``digest.py``).
 """
 import collections
+import importlib
 import os.path as osp
 import pickle
 import re
@@ -51,7 +52,9 @@ def _history_buffer_getattr(owner, name):
 
 
 def _numpy_globals():
-    core = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    # numpy >= 2 has numpy._core; numpy 1.26 has a numpy._core shim without multiarray.
+    numpy2 = int(np.__version__.split('.')[0]) >= 2
+    core = importlib.import_module('numpy._core.multiarray' if numpy2 else 'numpy.core.multiarray')
     items = [np.ndarray, np.dtype]
     for name in ('_reconstruct', 'scalar'):
         fn = getattr(core, name)
