@@ -57,6 +57,9 @@ NOT_RUN = {
     'make test': 'the test suite itself',
     'make reproduce': 'hours of training on Fashion-MNIST (the issue-18 tests run its parts)',
     'tools/reproduce_fashion_mnist.py --full': 'paper-scale recipes, for a GPU',
+    'make compare-detector-kd': '60 trainings on the multi-article Fashion-MNIST set '
+                                '(tests/test_experiments/test_detector_kd_variants.py covers '
+                                'the variants, runs and report)',
     'make compare': "18 trainings of the main job (tests/test_bad_input/test_bad_compare.py "
                     "and test_utils/test_experiment.py cover compare_kdml's machinery)",
     'make bench': 'minutes of timing measurements',
