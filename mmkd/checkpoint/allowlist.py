@@ -23,6 +23,7 @@ opens a checkpoint through mmengine (``Runner.resume``/``load_checkpoint``, ``lo
 the export tool). The same paths first check a local file against the digest saved with it
 (``digest.py``).
 """
+import _codecs
 import collections
 import importlib
 import os.path as osp
@@ -55,7 +56,9 @@ def _numpy_globals():
     # numpy >= 2 has numpy._core; numpy 1.26 has a numpy._core shim without multiarray.
     numpy2 = int(np.__version__.split('.')[0]) >= 2
     core = importlib.import_module('numpy._core.multiarray' if numpy2 else 'numpy.core.multiarray')
-    items = [np.ndarray, np.dtype]
+    # numpy 1.x pickles an array's bytes as _codecs.encode(str, 'latin1') (torch >= 2.4
+    # allows it too): a str-to-bytes conversion, nothing else.
+    items = [np.ndarray, np.dtype, (_codecs.encode, '_codecs.encode')]
     for name in ('_reconstruct', 'scalar'):
         fn = getattr(core, name)
         # numpy 1.x writes numpy.core.*, numpy 2.x numpy._core.*: accept both spellings.
