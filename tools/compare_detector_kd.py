@@ -9,7 +9,8 @@ with two students and mutual learning (mmkd/experiments/detector_kd_variants.py)
 
 Phase 1 trains the teacher, the student alone, mmdet's LD and the single-term variants for
 every seed; phase 2 picks the best combination from phase 1's mean AP (or ``--best``) and
-trains it with one and with two students. Every run is cached (resumable); the report goes
+trains it with one and with two students (a combination of one term is that term's phase-1
+runs: not trained twice). Every run is cached (resumable); the report goes
 to ``<out-dir>/report.md``.
 """
 import argparse
@@ -20,7 +21,7 @@ from mmengine.config import DictAction
 from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.detector_kd_variants import (SINGLE, TERMS, choose_best,
                                                    comparison_report, comparison_runs,
-                                                   write_variant_configs)
+                                                   phase2_groups, write_variant_configs)
 from mmkd.experiments.seeded_runs import execute_all, write_report
 
 
@@ -54,9 +55,10 @@ def main():
     if not args.phase1_only:
         print(f'phase 2: best combination = kd + {" + ".join(best) or "nothing"}', flush=True)
         paths = write_variant_configs(cfg, args.out_dir, args.from_scratch, best)
-        runs = comparison_runs(paths, args.seeds, SINGLE + ('best', 'best-ml'))
+        runs = comparison_runs(paths, args.seeds, phase2_groups(best))
         results = execute_all(runs, args.out_dir)
-    write_report(comparison_report(results, best=best), results, start, args.out_dir)
+    write_report(comparison_report(results, best=None if args.phase1_only else best), results,
+                 start, args.out_dir)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,8 @@ Runs per seed, in this order (each seed's teacher first; every other run loads i
 * ``kd+ld``, ``kd+pkd``, ``kd+cwd``, ``kd+cross`` — one term added to ``kd``;
 * ``best`` — ``kd`` plus every term whose mean AP over the seeds beat ``kd``'s (of PKD and
   CWD, which share ``feature_kd``, the better one), chosen after the single-term runs of all
-  seeds, or given with ``--best``;
+  seeds, or given with ``--best``; when that is no term or one term, the ``best`` row is the
+  ``kd`` or ``kd+<term>`` runs themselves (the same config and seeds: no second training);
 * ``best-ml`` — ``best`` with both students of the config and mutual learning.
 
 Offline runs do not ramp (the teacher is trained); the student's schedule, data and seed
@@ -22,7 +23,7 @@ handling are the config's in every run.
 import copy
 import os
 import os.path as osp
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
@@ -133,6 +134,20 @@ def comparison_runs(paths: Dict[str, str], seeds: Sequence[int],
     return runs
 
 
+def best_alias(best: Sequence[str]) -> Optional[str]:
+    """The phase-1 group whose config *is* the best combination (``kd`` for no term,
+    ``kd+<term>`` for one), or None when the combination needs runs of its own."""
+    if len(best) > 1:
+        return None
+    return f'kd+{best[0]}' if best else 'kd'
+
+
+def phase2_groups(best: Sequence[str]) -> tuple:
+    """The groups phase 2 trains: the single-term ones (cached) and ``best`` unless
+    :func:`best_alias` names a phase-1 group, then ``best-ml``."""
+    return SINGLE + (('best', ) if best_alias(best) is None else ()) + ('best-ml', )
+
+
 def choose_best(results: Sequence[dict], metric: str = 'AP') -> List[str]:
     """The terms whose mean student-0 ``metric`` beat ``kd``'s (of PKD and CWD the better)."""
     def mean(group):
@@ -147,7 +162,7 @@ def choose_best(results: Sequence[dict], metric: str = 'AP') -> List[str]:
 
 
 def comparison_report(results: Sequence[dict], metrics: Sequence[str] = ('AP', 'AP50', 'mIoU'),
-                      best: Sequence[str] = ()) -> str:
+                      best: Optional[Sequence[str]] = None) -> str:
     """Student 0 of each variant (mean ± std over seeds) and Welch's p of its first metric
     against the student alone and against mmdet's LD distiller; the teacher's row above."""
     seeds = sorted({r['seed'] for r in results})
@@ -163,13 +178,16 @@ def comparison_report(results: Sequence[dict], metrics: Sequence[str] = ('AP', '
 
     rows = [['teacher (trained alone)'] +
             [cell(collect(results, 'teacher', f'teacher/{m}')) for m in metrics] + ['', '']]
+    alias = best_alias(best) if best is not None else None
     for group, label in VARIANTS:
-        values = collect(results, group, f'student0/{first}')
+        source = alias if group == 'best' and alias else group
+        values = collect(results, source, f'student0/{first}')
         if not values:
             continue
         if group in ('best', 'best-ml'):
-            label += f' (kd + {" + ".join(best)})' if best else ' (= kd)'
-        rows.append([label] + [cell(collect(results, group, f'student0/{m}'))
+            label += f' (kd + {" + ".join(best)}' if best else ' (= kd'
+            label += f': the {source} runs)' if source != group else ')'
+        rows.append([label] + [cell(collect(results, source, f'student0/{m}'))
                                for m in metrics] +
                     [p(values, alone) if group != 'alone' else '',
                      p(values, ld) if group != 'mmdet-ld' else ''])

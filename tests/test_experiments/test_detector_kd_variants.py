@@ -105,3 +105,24 @@ def test_report_rows_means_and_welch(tmp_path):
     assert (f'| mmkd logit + box KD | 14.00 ± 1.00 | 28.00 ± 2.00 | 50.00 ± 0.00 | '
             f'{p_alone:.3f} | {p_ld:.3f} |') in text
     assert '+ PKD' not in text  # no runs, no row
+
+
+def test_a_best_combination_of_one_term_reuses_that_terms_runs():
+    """Phase 2 trains ``best`` only when it differs from every phase-1 config; a
+    combination of one term (or none) is reported from those runs, labelled so."""
+    assert dkv.best_alias(['cross']) == 'kd+cross' and dkv.best_alias([]) == 'kd'
+    assert dkv.best_alias(['ld', 'cross']) is None
+    assert dkv.phase2_groups(['cross']) == dkv.SINGLE + ('best-ml', )
+    assert dkv.phase2_groups(['ld', 'cross']) == dkv.SINGLE + ('best', 'best-ml')
+    results = [dict(group=g, seed=s, metrics={'student0/AP': v + s, 'student0/AP50': v,
+                                              'student0/mIoU': v})
+               for g, v in (('alone', 10.0), ('mmdet-ld', 12.0), ('kd', 13.0),
+                            ('kd+cross', 15.0), ('best-ml', 16.0)) for s in range(2)]
+    text = dkv.comparison_report(results, best=['cross'])
+    rows = {line.split(' | ')[0]: line for line in text.splitlines()}
+    best = rows['| best combination (kd + cross: the kd+cross runs)']
+    assert best.split(' | ')[1:4] == rows['| + cross-head'].split(' | ')[1:4]
+    assert best.split(' | ')[1] == '15.50 ± 0.71'
+    assert '| best, 2 students + ML (kd + cross) | 16.50 ± 0.71' in text
+    # phase 1 alone (best not chosen yet): no best row at all
+    assert 'best combination' not in dkv.comparison_report(results[:-2])
