@@ -51,3 +51,21 @@ def test_a_run_prints_the_table_and_writes_the_rows(benchmark, tmp_path, capsys)
     assert row['name'] == 'calibration metrics, 10,000 samples x 5 models'
     table = capsys.readouterr().out
     assert 'benchmark' in table and row['name'] in table and f'written to {out}' in table
+
+
+def test_det_feature_kd_times_each_term_from_the_tensors_a_step_has(benchmark, monkeypatch):
+    """Issue 22's per-term cost: one row per term of the comparison (LD, PKD, CWD, the
+    cross-head at its default layer and at layer 1), each a positive share of the student's
+    plain step against the 10 % target (R18 teacher here, to keep the test small)."""
+    case = importlib.import_module('benchmarks.det_feature_kd')
+    small = case.gfl
+    monkeypatch.setattr(case, 'gfl', lambda depth: small(18))
+    monkeypatch.setattr(case, 'INNER', 1)
+    args = mock.Mock(device='cpu', reps=1, det_batch_size=1, det_img_size=64)
+    rows = case.run(args)
+    assert [r['name'] for r in rows] == [
+        f'det {t} KD overhead, % of student plain step'
+        for t in ('ld', 'pkd', 'cwd', 'cross-head', 'cross-head layer 1')]
+    for row in rows:
+        assert set(row) == ROW_KEYS and row['unit'] == '%' and row['target'] == 10.0
+        assert row['value'] > 0 and row['met'] == (row['value'] <= 10.0)
