@@ -22,7 +22,8 @@ from mmkd.models.losses import ld_kd_loss
 from mmkd.models.utils import dense_predictions
 from mmkd.models.utils.cross_head import head_from_layer, tower_features
 from mmkd.models.utils.positive_locations import record_positives
-from .common import DET_PRE, build, det_batch, device_of, gfl, measure, train_step_fn
+from .common import (DET_PRE, build, det_batch, device_of, gfl, leaves, measure, repeated,
+                     train_step_fn)
 
 NAME = 'det_feature_kd'
 INNER = 5
@@ -32,18 +33,6 @@ TERMS = {
     'cross-head': dict(cross_kd=dict()),           # layer: stacked_convs - 1 (the default)
     'cross-head layer 1': dict(cross_kd=dict(layer=1)),  # the comparison's setting
 }
-
-
-def _leaves(tensors):
-    """Detached copies that collect gradients: a term's backward stops at its inputs."""
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
-def _repeated(fn):
-    def repeat():
-        for _ in range(INNER):
-            fn()
-    return repeat
 
 
 def _term_fns(models, inputs, data_samples):
@@ -64,8 +53,8 @@ def _term_fns(models, inputs, data_samples):
         with record_positives(student.bbox_head, len(data_samples)) as found:
             student.bbox_head.loss_by_feat(*s_outs, gt, metas, gt_ignore)
     positives = found.mask if base.box_region == 'positive' else None
-    s_feats = _leaves(s_feats)
-    s_dists = _leaves([s_dense.dists])[0]
+    s_feats = leaves(s_feats)
+    s_dists = leaves([s_dense.dists])[0]
     confidence = base.box_weights_of(t_dense, positives).flatten(0, 1)
 
     def ld():
@@ -86,7 +75,7 @@ def _term_fns(models, inputs, data_samples):
         layer, head = model.cross_kd['layer'], model.teacher.bbox_head
         with torch.no_grad():
             tower = tower_features(student.bbox_head, s_feats, layer)
-        tower = [tuple(_leaves(level)) if isinstance(level, tuple) else _leaves([level])[0]
+        tower = [tuple(leaves(level)) if isinstance(level, tuple) else leaves([level])[0]
                  for level in tower]
 
         def fn():
@@ -122,7 +111,7 @@ def run(args):
     student.data_preprocessor = base.data_preprocessor  # alone, the same inputs
     contenders = {'student': train_step_fn(student, data)}
     terms = _term_fns(models, batch['inputs'], batch['data_samples'])
-    contenders.update({term: _repeated(fn) for term, fn in terms.items()})
+    contenders.update({term: repeated(fn, INNER) for term, fn in terms.items()})
     times, _ = measure(contenders, device, reps)
     setting = (f'batch {args.det_batch_size}, {args.det_img_size}px, {device.type}, '
                'GFL R50 -> R18 offline, 256 channels')

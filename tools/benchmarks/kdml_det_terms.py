@@ -12,7 +12,7 @@ from mmdet.utils import reduce_mean
 from mmkd.models.losses import box_kd_loss, ld_kd_loss, sigmoid_kd_loss
 from mmkd.models.utils import dense_predictions
 from mmkd.models.utils.positive_locations import record_positives
-from .common import kdml_det, plain_steps, side_by_side, value_row
+from .common import kdml_det, leaves, plain_steps, repeated, side_by_side, value_row
 
 NAME = 'kdml_det_terms'
 
@@ -27,19 +27,6 @@ def _share_row(name, part, whole, target=None, note=''):
                 f'{statistics.median(whole):.3f}s {note}'.strip())
 
 
-def _leaves(tensors):
-    """Detached copies that collect gradients: a term's backward stops at its inputs."""
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
-def _repeated(fn, times):
-    """``fn`` run ``times`` times per call: millisecond terms measured above timer noise."""
-    def repeat():
-        for _ in range(times):
-            fn()
-    return repeat
-
-
 def _term_fns(model, name, dense, outs, scale, positives=None):
     """Forward + backward of each distillation term of ``name`` in a V3 step, from leaf
     copies of its inputs, computed as ``DetKDMLDistiller._distil`` computes them: decoding
@@ -49,14 +36,14 @@ def _term_fns(model, name, dense, outs, scale, positives=None):
     head, own = model.named_models()[name].bbox_head, dense[name]
     targets = [dense['teacher']] + [d for n, d in dense.items()
                                     if n not in ('teacher', name)]
-    levels = [_leaves(level) for level in outs[name]]
+    levels = [leaves(level) for level in outs[name]]
     check = dense_predictions(head, levels)
     loss = sum({**model._distil(name, 'kd', check, targets[:1], model.kd_weight, scale,
                                 positives),
                 **model._distil(name, 'ml', check, targets[1:], model.ml_weight, scale,
                                 positives)}.values())
     upstream = torch.autograd.grad(loss, [check.cls_logits, check.boxes, check.dists])
-    s_cls, s_box, s_dist = _leaves([own.cls_logits, own.boxes, own.dists])
+    s_cls, s_box, s_dist = leaves([own.cls_logits, own.boxes, own.dists])
     confidence = [model.box_weights_of(t, positives).flatten(0, 1) for t in targets]
     avg = [reduce_mean(c.sum()) for c in confidence]
 
@@ -97,9 +84,9 @@ def run(args):
     dense = {n: dense_predictions(detectors[n].bbox_head, o) for n, o in outs.items()}
     inner = 20
     contenders = plain_steps(model, data)
-    levels = [_leaves(level) for level in outs['teacher']]
+    levels = [leaves(level) for level in outs['teacher']]
     # Online, the teacher's decoding is a target only: forward, never a backward.
-    contenders['teacher.decode'] = _repeated(
+    contenders['teacher.decode'] = repeated(
         lambda: dense_predictions(model.teacher.bbox_head, levels), inner)
     students = model.model_names[1:]
     # Each student's positives from its own assignment, as DetKDMLDistiller.loss reads them.
@@ -114,7 +101,7 @@ def run(args):
             positives[name] = found.mask
     for name in students:
         for term, fn in _term_fns(model, name, dense, outs, scale, positives[name]).items():
-            contenders[f'{name}.{term}'] = _repeated(fn, inner)
+            contenders[f'{name}.{term}'] = repeated(fn, inner)
     times = side_by_side(contenders, args.reps)
     times.update({k: [t / inner for t in v] for k, v in times.items() if '.' in k})
     setting = f'batch {args.det_batch_size}, {args.det_img_size}px'
