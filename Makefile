@@ -85,12 +85,13 @@ demo-cifar: env
 # Real-data evidence on Fashion-MNIST (Debian package dataset-fashion-mnist, installed when
 # missing): paper A's self-distillation rows, paper B's KD + ML variants for classification and
 # detection, seeds $(SEEDS), resumable. PARTS=selfdistill|selfdistill-long|cls|det runs some
-# of them (selfdistill-long, paper A's rows at 30 epochs, is not in the default: ~3 h on 2 cores).
+# of them (selfdistill-long, paper A's rows at 30 epochs, is not in the default: ~3 h on 2 cores);
+# ROWS="baseline pskd ..." trains the self-distillation parts' named rows only.
 PARTS ?= selfdistill cls det
 FASHION_DIR ?= work_dirs/fashion_mnist
 reproduce: env
 	$(PY) tools/reproduce_fashion_mnist.py --out-dir $(FASHION_DIR) --parts $(PARTS) \
-		--seeds $(SEEDS)
+		--seeds $(SEEDS) $(if $(ROWS),--rows $(ROWS))
 
 test: env
 	$(PY) -m pytest tests -q -p no:cacheprovider

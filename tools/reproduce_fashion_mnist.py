@@ -28,7 +28,8 @@ Runs are resumable: a finished run is not trained again. The Debian package
 ``dataset-fashion-mnist`` is installed first when its files are missing (the only real image
 set these machines can get). ``--full`` runs the paper-scale recipes (all 60,000 images, the
 papers' epochs and widths), meant for a GPU machine. ``--no-train`` (self-distillation parts)
-reports the finished runs only, e.g. while the others still train.
+reports the finished runs only, e.g. while the others still train; ``--rows`` (self-distillation
+parts) trains and reports only the named rows.
 """
 import argparse
 import copy
@@ -101,6 +102,17 @@ def base_config(path: str, data_root: str, full: bool, full_overrides: dict) -> 
     if full:
         cfg.merge_from_dict(full_overrides)
     return cfg
+
+
+def select_rows(rows, names, part: str):
+    """``rows`` whose names are in ``names`` (all when ``names`` is empty), in ``rows``' order;
+    a name that is not a row of ``part`` is an error naming ``--rows`` and the choices."""
+    known = [name for name, _, _ in rows]
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise SystemExit(f'--rows {" ".join(unknown)}: not a row of part {part}; its rows are '
+                         f'{", ".join(known)}')
+    return tuple(row for row in rows if not names or row[0] in names)
 
 
 def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
@@ -257,6 +269,9 @@ def main():
     parser.add_argument('--full', action='store_true', help='paper-scale recipes (GPU)')
     parser.add_argument('--no-train', action='store_true',
                         help='self-distillation parts: report the finished runs only')
+    parser.add_argument('--rows', nargs='+', metavar='ROW',
+                        help='self-distillation parts: only these rows, e.g. baseline pskd '
+                        'pskd-byot-dmfl-grad (default: all of the part\'s rows)')
     args = parser.parse_args()
     if len(args.seeds) < 3:
         print(f'note: {len(args.seeds)} seed(s); the README tables use 3', flush=True)
@@ -268,10 +283,12 @@ def main():
         out = osp.join(args.out_dir, part)
         print(f'== part {part} -> {out}', flush=True)
         if part == 'selfdistill':
-            report = self_distill_part(args, out)
+            report = self_distill_part(args, out,
+                                       rows=select_rows(SELF_DISTILL_ROWS, args.rows, part))
         elif part == 'selfdistill-long':
-            report = self_distill_part(args, out, LONG_SELF_DISTILL_CFG, LONG_SELF_DISTILL_ROWS,
-                                       curves=True, paired=2)
+            rows = select_rows(LONG_SELF_DISTILL_ROWS, args.rows, part)
+            report = self_distill_part(args, out, LONG_SELF_DISTILL_CFG, rows, curves=True,
+                                       paired=2)
         elif part == 'cls':
             cfg = base_config(CLS_CFG, args.data_root, args.full, {
                 'train_dataloader.dataset.subset_size': None, 'train_cfg.max_epochs': 30,

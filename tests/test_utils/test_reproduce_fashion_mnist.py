@@ -140,3 +140,13 @@ def test_paired_rows_run_first_seed_by_seed(tmp_path, monkeypatch):
 def test_missing_files_in_a_custom_folder_are_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         TOOL['ensure_fashion_mnist'](str(tmp_path))
+
+
+def test_rows_option_keeps_the_named_rows_in_the_parts_order():
+    select, rows = TOOL['select_rows'], TOOL['LONG_SELF_DISTILL_ROWS']
+    kept = select(rows, ['pskd-byot-dmfl-grad', 'baseline', 'pskd'], 'selfdistill-long')
+    assert [name for name, _, _ in kept] == ['baseline', 'pskd', 'pskd-byot-dmfl-grad']
+    assert select(rows, None, 'selfdistill-long') == rows
+    with pytest.raises(SystemExit, match=r'--rows dmfl-ref: not a row of part '
+                       r'selfdistill-long; its rows are baseline, pskd, '):
+        select(rows, ['baseline', 'dmfl-ref'], 'selfdistill-long')
