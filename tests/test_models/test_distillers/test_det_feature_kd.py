@@ -199,3 +199,23 @@ def test_weight_zero_switches_a_term_off():
     model = cross_build(feature_kd=dict(type='pkd', weight=0), cross_kd=dict(weight=0))
     assert model.feature_kd is None and model.cross_kd is None
     assert not any('feat' in k or 'cross' in k for k in model.loss(*batch()))
+
+
+def test_the_readmes_switches_turn_each_term_on():
+    """README.md's "Feature and cross-head distillation" block, as written, switches LD,
+    feature KD and cross-head KD on: each term's loss keys appear for every student."""
+    import os.path as osp
+    import re
+    readme = open(osp.join(osp.dirname(__file__), '..', '..', '..', 'README.md')).read()
+    section = readme[readme.index('## Feature and cross-head distillation'):]
+    block = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+    scope = {}
+    exec(block, {'dict': dict}, scope)
+    assert set(scope['model']) == {'ld_weight', 'feature_kd', 'cross_kd'}
+    model = cross_build(**scope['model'])
+    x, samples = batch()
+    losses = model.loss(x, samples)
+    for k in range(2):
+        assert {f'student{k}.loss_kd_ld', f'student{k}.loss_kd_feat',
+                f'student{k}.loss_cross_cls', f'student{k}.loss_cross_box',
+                f'student{k}.loss_cross_ld'} <= set(losses)
