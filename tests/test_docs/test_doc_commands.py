@@ -59,7 +59,7 @@ NOT_RUN = {
     'tools/reproduce_fashion_mnist.py --full': 'paper-scale recipes, for a GPU',
     'make before-after': '3 to 12 trainings of the main job (tests/test_utils/'
                          'test_kdml_before_after.py covers the stages and the report)',
-    'make compare-detector-kd': '60 trainings on the multi-article Fashion-MNIST set '
+    'make compare-detector-kd': '50 trainings on the multi-article Fashion-MNIST set '
                                 '(tests/test_experiments/test_detector_kd_variants.py covers '
                                 'the variants, runs and report)',
     'make compare': "18 trainings of the main job (tests/test_bad_input/test_bad_compare.py "
