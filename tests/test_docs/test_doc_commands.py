@@ -57,6 +57,8 @@ NOT_RUN = {
     'make test': 'the test suite itself',
     'make reproduce': 'hours of training on Fashion-MNIST (the issue-18 tests run its parts)',
     'tools/reproduce_fashion_mnist.py --full': 'paper-scale recipes, for a GPU',
+    '--parts cls --seeds 0 1 2 3 4': '30 trainings on Fashion-MNIST, make reproduce\'s cls part '
+                                     '(tests/test_utils/test_reproduce_fashion_mnist.py)',
     'make before-after': '3 to 12 trainings of the main job (tests/test_utils/'
                          'test_kdml_before_after.py covers the stages and the report)',
     'make compare-detector-kd': '50 trainings on the multi-article Fashion-MNIST set '
