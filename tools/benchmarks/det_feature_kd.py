@@ -39,9 +39,7 @@ def _term_fns(models, inputs, data_samples):
     """``{term: fn}``: one forward + backward of each term for student 0."""
     base = models['base']
     student, teacher = base.students[0], base.teacher
-    h, w = inputs.shape[-2:]
-    scale = inputs.new_full((4, ), float(w))
-    scale[1::2] = h
+    scale = base.box_scale(inputs)
     with torch.no_grad():
         t_feats = teacher.extract_feat(inputs)
         t_dense = dense_predictions(teacher.bbox_head, teacher.bbox_head(t_feats))

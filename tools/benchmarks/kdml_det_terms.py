@@ -76,8 +76,7 @@ def run(args):
     model, data = kdml_det(args)
     model.train()
     x = model.data_preprocessor(data, True)['inputs']
-    h, w = x.shape[-2:]
-    scale = x.new_tensor([w, h, w, h])
+    scale = model.box_scale(x)
     detectors = model.named_models()
     with torch.no_grad():
         outs = {n: det.bbox_head(det.extract_feat(x)) for n, det in detectors.items()}

@@ -205,11 +205,18 @@ class DetKDMLDistiller(BaseKDMLDistiller):
             outs = head_from_layer(det.bbox_head, tower, layer)
         return feats, tower, outs, dense_predictions(det.bbox_head, outs)
 
+    @staticmethod
+    def box_scale(inputs: Tensor) -> Tensor:
+        """``[w, h, w, h]`` of the padded batch ``inputs`` (B, C, h, w), filled on its device
+        (no host copy): the box terms compare boxes divided by it."""
+        h, w = inputs.shape[-2:]
+        scale = inputs.new_full((4, ), float(w))
+        scale[1::2] = h
+        return scale
+
     def loss(self, inputs: Tensor, data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         gt_instances, gt_ignore, img_metas = unpack_gt_instances(data_samples)
-        h, w = inputs.shape[-2:]
-        scale = inputs.new_full((4, ), float(w))  # [w, h, w, h], filled on the device
-        scale[1::2] = h
+        scale = self.box_scale(inputs)
         losses, dense, positives, feats, towers = {}, {}, {}, {}, {}
         with_features = self.feature_kd is not None or self.cross_kd is not None
         for name, det in self.named_models().items():

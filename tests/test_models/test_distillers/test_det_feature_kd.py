@@ -206,7 +206,9 @@ def test_the_readmes_switches_turn_each_term_on():
     feature KD and cross-head KD on: each term's loss keys appear for every student."""
     import os.path as osp
     import re
-    readme = open(osp.join(osp.dirname(__file__), '..', '..', '..', 'README.md')).read()
+    from mmkd.experiments.seeded_runs import REPO_ROOT
+    with open(osp.join(REPO_ROOT, 'README.md')) as f:
+        readme = f.read()
     section = readme[readme.index('## Feature and cross-head distillation'):]
     block = re.search(r'```python\n(.*?)```', section, re.S).group(1)
     scope = {}
