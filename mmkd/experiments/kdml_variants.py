@@ -6,6 +6,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Sequence
 
+import numpy as np
 from mmengine.config import Config
 
 from mmkd.export.students import name_lone_model
@@ -112,6 +113,7 @@ def comparison_report(results: Sequence[dict], num_students: int, metrics: Seque
                      model_table(results, groups, labels, models, metric))
     if significance_metric:
         parts.append(significance_table(results, significance_metric))
+        parts.append(collapse_check(results, significance_metric, models))
     return '\n\n'.join(parts)
 
 
@@ -135,6 +137,50 @@ def significance_table(results: Sequence[dict], metric: str) -> str:
             'ensemble (paper B\'s "*") and against the students-alone ensemble:\n\n' +
             markdown_table(['variant', 'ensemble', 'KD ensemble', 'p vs KD',
                             'students-alone ensemble', 'p vs alone'], rows))
+
+
+def collapse_check(results: Sequence[dict], metric: str, models: Sequence[str]) -> str:
+    """Issue 17's two collapse criteria for ``metric``, as a markdown paragraph and table.
+
+    1. Each online teacher (the ``kd`` and ``kdml`` runs) against the teacher trained alone:
+       its mean is within one std of the lone teacher's mean (or above it).
+    2. No run of any (variant, model) is more than 3 std below the mean of that variant and
+       model's *other* seeds (leave-one-out: with the run itself in the std, 5 seeds can never
+       put a run 3 std below their mean).
+    """
+    def values(group, model):
+        return {r['seed']: r['metrics'][f'{model}/{metric}'] for r in results
+                if r['group'] == group and f'{model}/{metric}' in r['metrics']}
+
+    lone = list(values('teacher', 'teacher').values())
+    rows = []
+    for group in ('kd', 'kdml'):
+        online = list(values(group, 'teacher').values())
+        if len(online) < 2 or len(lone) < 2:
+            continue
+        gap = (np.mean(online) - np.mean(lone)) / max(np.std(lone, ddof=1), 1e-12)
+        verdict = 'within one std' if gap >= -1 else f'**{-gap:.1f} std below**'
+        rows.append([f'{dict(VARIANTS)[group]} teacher', mean_std(online), mean_std(lone),
+                     verdict])
+    low = []
+    for group in ('teacher', *[g for g, _ in VARIANTS]):
+        for model in models:
+            by_seed = values(group, model)
+            for seed, value in by_seed.items():
+                others = [v for s, v in by_seed.items() if s != seed]
+                if len(others) < 2:
+                    continue
+                floor = np.mean(others) - 3 * np.std(others, ddof=1)
+                if value < floor:
+                    low.append(f'{group} {model} seed {seed}: {value:.2f} '
+                               f'(other seeds {mean_std(others)})')
+    text = f'Collapse check, {metric}: the online teachers against the teacher trained alone'
+    text += (':\n\n' + markdown_table(['online teacher', 'mean ± std', 'teacher alone',
+                                        'verdict'], rows) if rows
+             else ': n/a (fewer than 2 seeds on a side).')
+    text += ('\n\nRuns more than 3 std below the mean of their variant and model\'s other '
+             'seeds: ' + ('; '.join(low) if low else 'none') + '.')
+    return text
 
 
 def check_metrics(results: Sequence[dict], metrics: Sequence[str]) -> None:

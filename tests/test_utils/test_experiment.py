@@ -6,7 +6,8 @@ import pytest
 from mmengine.config import Config
 
 from mmkd.experiments import seeded_runs as experiment
-from mmkd.experiments.kdml_variants import comparison_report, comparison_runs, variant_configs
+from mmkd.experiments.kdml_variants import (collapse_check, comparison_report, comparison_runs,
+                                            variant_configs)
 from mmkd.experiments.seeded_runs import (Run, execute, final_metrics, mean_std, model_table,
                                           welch_p)
 
@@ -144,6 +145,23 @@ def test_report_is_paper_b_table_2_form():
     assert any(line.startswith('| KD + ML (On) | 86.00 ± 1.41 | 83.50 ± 0.71 | 0.')
                for line in lines)
     assert 'over 2 seeds [0, 1]' in report
+    # collapse check: lone teacher 90.50 ± 0.71; online 88 is 3.5 std below, 89 is 2.1 below
+    assert '| KD teacher | 88.00 ± 0.00 | 90.50 ± 0.71 | **3.5 std below** |' in lines
+    assert '| KD + ML (On) teacher | 89.00 ± 0.00 | 90.50 ± 0.71 | **2.1 std below** |' in lines
+    # two seeds leave one other seed per run: no leave-one-out std, nothing flagged
+    assert lines[-1].endswith('seeds: none.')
+
+
+def test_collapse_check_flags_a_run_far_below_its_other_seeds():
+    ens = [70.0, 71.0, 72.0, 71.0, 40.0]  # seed 4: others 71.00 ± 0.82, floor 68.55
+    results = [result('teacher', s, **{'teacher/acc': 80.0 + s % 2}) for s in range(5)]
+    results += [result('kdml', s, **{'teacher/acc': 80.2 + s % 2, 'ensemble/acc': ens[s]})
+                for s in range(5)]
+    text = collapse_check(results, 'acc', ['teacher', 'ensemble'])
+    assert '| KD + ML (On) teacher | 80.60 ± 0.55 | 80.40 ± 0.55 | within one std |' in text
+    assert text.endswith('seeds: kdml ensemble seed 4: 40.00 (other seeds 71.00 ± 0.82).')
+    results[-1]['metrics']['ensemble/acc'] = 68.6  # just above the floor
+    assert collapse_check(results, 'acc', ['teacher', 'ensemble']).endswith('seeds: none.')
 
 
 def test_model_table_marks_missing_models():
