@@ -87,13 +87,19 @@ def gfl(depth):
                                   bbox_head=dict(num_classes=1)), f'gfl_r{depth}')
 
 
-def train_step_fn(model, data):
+def train_step_fn(model, data, constructor='PerModelOptimWrapperConstructor'):
     """A training step as users run it: one optimiser per model of a distiller
-    (PerModelOptimWrapperConstructor), one for any other model."""
+    (PerModelOptimWrapperConstructor), one for any other model; ``constructor=
+    'DefaultOptimWrapperConstructor'`` gives a distiller one optimiser over all its models."""
     optim = build_optim_wrapper(model, dict(
-        constructor='PerModelOptimWrapperConstructor', type='OptimWrapper',
+        constructor=constructor, type='OptimWrapper',
         optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
-    return lambda: model.train_step(data, optim)
+
+    def step():
+        return model.train_step(data, optim)
+
+    step.optim_wrapper = optim
+    return step
 
 
 def plain_steps(model, data):
