@@ -26,8 +26,8 @@ from mmengine.config import Config, DictAction
 
 from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.kdml_variants import check_metrics, default_metrics
-from mmkd.experiments.seeded_runs import (Run, collect, execute_all, markdown_table, mean_std,
-                                          model_table, welch_p, write_report)
+from mmkd.experiments.seeded_runs import (Run, collect, dump_config, execute_all, markdown_table,
+                                          mean_std, model_table, welch_p, write_report)
 from mmkd.utils.pretrained import from_scratch
 
 STAGES = (
@@ -99,7 +99,7 @@ def main():
         if args.stages and name not in args.stages:
             continue
         path = osp.join(args.out_dir, 'configs', f'{name}.py')
-        stage.dump(path)
+        dump_config(stage, path)
         stages.append(name)
         runs += [Run(f'{name}_s{seed}', path, seed=seed, group=name) for seed in args.seeds]
     # seed-major order: an interrupted comparison has every stage of the first seeds

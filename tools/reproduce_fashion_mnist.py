@@ -46,8 +46,8 @@ from mmengine.config import Config
 from mmkd.datasets.fashion_mnist_dataset import DEFAULT_DATA_ROOT, find_idx_file
 from mmkd.experiments.kdml_variants import (comparison_report, comparison_runs,
                                             write_variant_configs)
-from mmkd.experiments.seeded_runs import (REPO_ROOT, Run, execute_all, markdown_table, mean_std,
-                                          run_dir, welch_p)
+from mmkd.experiments.seeded_runs import (REPO_ROOT, Run, dump_config, execute_all,
+                                          markdown_table, mean_std, run_dir, welch_p)
 from mmkd.utils import register_all_modules, set_data_root
 
 SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py'
@@ -133,7 +133,7 @@ def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
         variant = copy.deepcopy(cfg)
         variant.merge_from_dict({f'model.{k}': v for k, v in overrides.items()})
         path = osp.join(out_dir, 'configs', f'{name}.py')
-        variant.dump(path)
+        dump_config(variant, path)
         for seed in args.seeds:
             run = f'{name}_s{seed}'
             preds = osp.join(run_dir(out_dir, run), 'preds.pt')  # for the figures

@@ -30,7 +30,7 @@ from mmengine.config import Config
 from mmkd.export.students import name_lone_model
 from mmkd.utils.pretrained import from_scratch
 from .kdml_variants import _with_model
-from .seeded_runs import Run, collect, markdown_table, mean_std, welch_p
+from .seeded_runs import Run, collect, dump_config, markdown_table, mean_std, welch_p
 
 # term -> the model settings it adds to ``kd`` (weights: docs/detector_kd.md's defaults)
 TERMS = {
@@ -115,7 +115,7 @@ def write_variant_configs(cfg: Config, out_dir: str, scratch: bool,
     paths = {}
     for group, variant in variant_configs(cfg, out_dir, best).items():
         paths[group] = osp.join(out_dir, 'configs', f'{group}.py')
-        variant.dump(paths[group])
+        dump_config(variant, paths[group])
     return paths
 
 

@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from mmkd.export.students import name_lone_model
 from mmkd.utils.pretrained import from_scratch
-from .seeded_runs import Run, markdown_table, mean_std, model_table, welch_p
+from .seeded_runs import Run, dump_config, markdown_table, mean_std, model_table, welch_p
 
 # (group, column label) in paper B's order, students trained alone first.
 VARIANTS = (('alone', 'students alone'), ('kd', 'KD'), ('ml', 'ML'),
@@ -68,7 +68,7 @@ def write_variant_configs(cfg: Config, out_dir: str, scratch: bool) -> Dict[str,
     paths = {}
     for group, variant in variant_configs(cfg).items():
         paths[group] = osp.join(out_dir, 'configs', f'{group}.py')
-        variant.dump(paths[group])
+        dump_config(variant, paths[group])
     return paths
 
 

@@ -90,6 +90,16 @@ def _flat(node, key: str, out: Dict[str, str]) -> Dict[str, str]:
     return out
 
 
+def dump_config(cfg, path: str) -> str:
+    """Write ``cfg`` (an mmengine ``Config``) to ``path`` atomically: a second comparison
+    writing the same file at the same time (two seed sets into one ``--out-dir``) never lets
+    a run read it half-written. Returns ``path``."""
+    tmp = f'{path}.{os.getpid()}.tmp.py'
+    cfg.dump(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def resolved_run(run: Run) -> Dict[str, object]:
     """What a run's result depends on: every key of its config file as resolved (``_base_``
     included, so the budget of a schedule base counts too), its ``--cfg-options``, seed and
@@ -99,6 +109,9 @@ def resolved_run(run: Run) -> Dict[str, object]:
         from mmengine.config import Config
         config = _flat(Config.fromfile(run.config).to_dict(), '', {})
         config.pop('filename', None)
+        if not config:
+            raise ValueError(f'{run.config} is empty: write the config again (rerun the '
+                             f'comparison command) before training {run.name}')
     return dict(config=config, options=list(run.options), seed=run.seed,
                 extra_args=list(run.extra_args))
 

@@ -168,3 +168,28 @@ def test_model_table_marks_missing_models():
     table = model_table([result('ml', 0, **{'student0/x': 1.0})], ['ml'], ['ML'],
                         ['teacher', 'student0'], 'x')
     assert table.splitlines()[2:] == ['| teacher | — |', '| student0 | 1.00 ± 0.00 |']
+
+
+def test_dump_config_never_shows_a_half_written_file(tmp_path):
+    """Two comparisons into one --out-dir write the same variant configs; a run resolving its
+    config meanwhile must read the old or the new file, never a partial one (a seed-2 teacher
+    once recorded an empty config that way)."""
+    target = tmp_path / 'teacher.py'
+    target.write_text('a = 1\n')
+
+    class Cfg:
+        def dump(self, path):
+            assert target.read_text() == 'a = 1\n'  # still the old file while writing
+            with open(path, 'w') as f:
+                f.write('a = 2\n')
+
+    assert experiment.dump_config(Cfg(), str(target)) == str(target)
+    assert target.read_text() == 'a = 2\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['teacher.py']
+
+
+def test_resolving_an_empty_config_file_is_refused(tmp_path):
+    empty = tmp_path / 'teacher.py'
+    empty.write_text('')
+    with pytest.raises(ValueError, match=f'{empty} is empty.*teacher_s2'):
+        experiment.resolved_run(Run('teacher_s2', str(empty), seed=2))
