@@ -27,7 +27,7 @@ from mmengine.config import Config, DictAction
 from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.kdml_variants import check_metrics, default_metrics
 from mmkd.experiments.seeded_runs import (Run, collect, dump_config, execute_all, markdown_table,
-                                          mean_std, model_table, welch_p, write_report)
+                                          mean_std, model_table, p_cell, write_report)
 from mmkd.utils.pretrained import from_scratch
 
 STAGES = (
@@ -67,7 +67,7 @@ def report(results: list, stages: list, num_students: int, metrics: list) -> str
         key = f'ensemble/{metric}'
         before = collect(results, 'before', key)
         rows = [[label, mean_std(collect(results, s, key)),
-                 f'{welch_p(collect(results, s, key), before):.3f}']
+                 p_cell(collect(results, s, key), before)]
                 for s, label in zip(stages[1:], labels[1:])]
         parts.append(f"Welch's t-test, ensemble {metric} against `before` "
                      f'({mean_std(before)}):\n\n' +

@@ -47,7 +47,7 @@ from mmkd.datasets.fashion_mnist_dataset import DEFAULT_DATA_ROOT, find_idx_file
 from mmkd.experiments.kdml_variants import (comparison_report, comparison_runs,
                                             write_variant_configs)
 from mmkd.experiments.seeded_runs import (REPO_ROOT, Run, dump_config, execute_all,
-                                          markdown_table, mean_std, run_dir, welch_p)
+                                          markdown_table, mean_std, p_cell, run_dir)
 from mmkd.utils import register_all_modules, set_data_root
 
 SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py'
@@ -230,7 +230,7 @@ def welch_table(values, rows) -> str:
         cells = [label]
         for _, key in SELF_DISTILL_COLUMNS:
             a, b = values[name, key], values[rows[0][0], key]
-            cells.append(f'{welch_p(a, b):.3f}' if len(a) > 1 and len(b) > 1 else 'n/a')
+            cells.append(p_cell(a, b))
         table.append(cells)
     return (f'Welch\'s t-test, two-sided p of each row against {rows[0][1]} (same metrics):'
             f'\n\n' + markdown_table(['row', *[c for c, _ in SELF_DISTILL_COLUMNS]], table))

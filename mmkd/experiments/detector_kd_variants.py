@@ -30,7 +30,7 @@ from mmengine.config import Config
 from mmkd.export.students import name_lone_model
 from mmkd.utils.pretrained import from_scratch
 from .kdml_variants import _with_model
-from .seeded_runs import Run, collect, dump_config, markdown_table, mean_std, welch_p
+from .seeded_runs import Run, collect, dump_config, markdown_table, mean_std, p_cell
 
 # term -> the model settings it adds to ``kd`` (weights: docs/detector_kd.md's defaults)
 TERMS = {
@@ -171,7 +171,7 @@ def comparison_report(results: Sequence[dict], metrics: Sequence[str] = ('AP', '
     ld = collect(results, 'mmdet-ld', f'student0/{first}')
 
     def p(values, other):
-        return f'{welch_p(values, other):.3f}' if len(values) > 1 and len(other) > 1 else 'n/a'
+        return p_cell(values, other)
 
     def cell(values):
         return mean_std(values) if values else '—'

@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from mmkd.export.students import name_lone_model
 from mmkd.utils.pretrained import from_scratch
-from .seeded_runs import Run, dump_config, markdown_table, mean_std, model_table, welch_p
+from .seeded_runs import Run, dump_config, markdown_table, mean_std, model_table, p_cell
 
 # (group, column label) in paper B's order, students trained alone first.
 VARIANTS = (('alone', 'students alone'), ('kd', 'KD'), ('ml', 'ML'),
@@ -126,7 +126,7 @@ def significance_table(results: Sequence[dict], metric: str) -> str:
                 if r['group'] == group and f'ensemble/{metric}' in r['metrics']]
 
     def p(a, b):
-        return f'{welch_p(a, b):.3f}' if len(a) > 1 and len(b) > 1 else 'n/a'
+        return p_cell(a, b)
 
     kd, alone = values('kd'), values('alone')
     rows = [[dict(VARIANTS)[group], mean_std(values(group)) if values(group) else '—',

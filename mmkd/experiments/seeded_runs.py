@@ -264,6 +264,15 @@ def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> st
     return f'{v.mean():.{digits}f} ± {std:.{digits}f}'
 
 
+def p_cell(a: Sequence[float], b: Sequence[float]) -> str:
+    """Welch's p of ``a`` against ``b`` for a table: 3 decimals, ``< 0.001`` below that,
+    ``n/a`` where a side has fewer than two values."""
+    if len(a) < 2 or len(b) < 2:
+        return 'n/a'
+    p = welch_p(a, b)
+    return '< 0.001' if p < 0.0005 else f'{p:.3f}'
+
+
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Welch's t-test p-value of mean(a) ≠ mean(b) (unequal variances)."""
     from scipy.stats import ttest_ind

@@ -84,6 +84,10 @@ def test_statistics():
     # Welch: a = (1, 2, 3), b = (4, 5, 6, 7): t = -3.5 / sqrt(1/3 + 1.6667/4) = -4.041,
     # Welch-Satterthwaite df = 0.75² / ((1/3)²/2 + (1.6667/4)²/3) = 4.96, two-sided p = 0.0101.
     assert welch_p([1, 2, 3], [4, 5, 6, 7]) == pytest.approx(0.0101, abs=2e-4)
+    assert experiment.p_cell([1, 2, 3], [4, 5, 6, 7]) == '0.010'
+    # (1, 2, 3) against (11, 12, 13): t = -12.25, df 4, p = 2.5e-4
+    assert experiment.p_cell([1, 2, 3], [11, 12, 13]) == '< 0.001'
+    assert experiment.p_cell([1], [4, 5]) == 'n/a'
 
 
 def test_variants_change_only_the_model():
