@@ -64,6 +64,9 @@ NOT_RUN = {
     'make compare-detector-kd': '50 trainings on the multi-article Fashion-MNIST set '
                                 '(tests/test_experiments/test_detector_kd_variants.py covers '
                                 'the variants, runs and report)',
+    'make compare-fashion-det': '30 trainings on the multi-article Fashion-MNIST set '
+                                '(tests/test_utils/test_experiment.py and test_bad_input/'
+                                "test_bad_compare.py cover compare_kdml's machinery)",
     'make compare': "18 trainings of the main job (tests/test_bad_input/test_bad_compare.py "
                     "and test_utils/test_experiment.py cover compare_kdml's machinery)",
     'make bench': 'minutes of timing measurements',
