@@ -103,6 +103,12 @@ def test_variants_change_only_the_model():
     assert variants['ml'].model.teacher is None and variants['ml'].model.ml_weight == 0.45
     assert variants['kdml'].model == cfg.model
     assert variants['kdml-offline'].model.teacher_mode == 'offline'
+    # the KD/ML ramp stays on every distiller, offline included (its students and peers
+    # start random); the teacher trained alone has none
+    assert cfg.custom_hooks[0].type == 'DistillScheduleHook'
+    assert variants['teacher'].custom_hooks == []
+    for name in ('alone', 'kd', 'ml', 'kdml', 'kdml-offline'):
+        assert variants[name].custom_hooks == cfg.custom_hooks
     for v in variants.values():
         assert v.train_cfg == cfg.train_cfg and v.train_dataloader == cfg.train_dataloader
 
