@@ -170,9 +170,6 @@ def comparison_report(results: Sequence[dict], metrics: Sequence[str] = ('AP', '
     alone = collect(results, 'alone', f'student0/{first}')
     ld = collect(results, 'mmdet-ld', f'student0/{first}')
 
-    def p(values, other):
-        return p_cell(values, other)
-
     def cell(values):
         return mean_std(values) if values else '—'
 
@@ -189,8 +186,8 @@ def comparison_report(results: Sequence[dict], metrics: Sequence[str] = ('AP', '
             label += f': the {source} runs)' if source != group else ')'
         rows.append([label] + [cell(collect(results, source, f'student0/{m}'))
                                for m in metrics] +
-                    [p(values, alone) if group != 'alone' else '',
-                     p(values, ld) if group != 'mmdet-ld' else ''])
+                    [p_cell(values, alone) if group != 'alone' else '',
+                     p_cell(values, ld) if group != 'mmdet-ld' else ''])
     header = ['student 0'] + [f'{m} (%)' for m in metrics] + [
         f'p ({first}) vs alone', f"p ({first}) vs mmdet's LD"]
     return (f'Offline teacher → student 0, mean ± std over {len(seeds)} seeds {seeds}; '

@@ -126,13 +126,10 @@ def significance_table(results: Sequence[dict], metric: str) -> str:
         return [r['metrics'][f'ensemble/{metric}'] for r in results
                 if r['group'] == group and f'ensemble/{metric}' in r['metrics']]
 
-    def p(a, b):
-        return p_cell(a, b)
-
     kd, alone = values('kd'), values('alone')
     rows = [[dict(VARIANTS)[group], mean_std(values(group)) if values(group) else '—',
-             mean_std(kd) if kd else '—', p(values(group), kd),
-             mean_std(alone) if alone else '—', p(values(group), alone)]
+             mean_std(kd) if kd else '—', p_cell(values(group), kd),
+             mean_std(alone) if alone else '—', p_cell(values(group), alone)]
             for group in ('kdml', 'kdml-offline')]
     return (f"Welch's t-test, ensemble {metric}, each KD + ML ensemble against the KD-only "
             'ensemble (paper B\'s "*") and against the students-alone ensemble:\n\n' +
