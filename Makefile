@@ -23,6 +23,9 @@ KVASIR_TRAIN_OPTS := train_cfg.max_epochs=$(DEMO_EPOCHS) train_cfg.val_interval=
 	param_scheduler.0.end=20 default_hooks.logger.interval=6 custom_hooks.0.end=2
 COMPARE_DIR ?= work_dirs/kvasir_compare
 SEEDS ?= 0 1 2
+# Runs trained at once by the comparisons (compare*, before-after, reproduce): JOBS=2 on this
+# 2-core machine, each run then gets one thread unless OMP_NUM_THREADS is set.
+JOBS ?= 1
 
 # Self-distillation on the bundled CIFAR-100-format sample: 3 epochs at batch 32 (lr scaled
 # linearly from the recipe's 0.1 at batch 128 by --auto-scale-lr).
@@ -43,14 +46,14 @@ demo: env
 # Paper B's Table 2 on the sample at the demo's budget: students alone, KD, ML, KD+ML online
 # and offline (teacher trained alone first), seeds $(SEEDS); resumable (see tools/compare_kdml.py).
 compare: env
-	$(PY) tools/compare_kdml.py $(KVASIR_CFG) --out-dir $(COMPARE_DIR) --seeds $(SEEDS) \
+	$(PY) tools/compare_kdml.py $(KVASIR_CFG) --out-dir $(COMPARE_DIR) --seeds $(SEEDS) --jobs $(JOBS) \
 		$(KVASIR_SAMPLE_OPTS) $(KVASIR_TRAIN_OPTS)
 
 # Issue 17's three changes to online KD + ML one at a time (one optimiser -> per-model
 # optimisers -> + KD/ML ramp -> + boxes at the positives), demo budget, seeds $(SEEDS).
 BEFORE_AFTER_DIR ?= work_dirs/kvasir_before_after
 before-after: env
-	$(PY) tools/kdml_before_after.py $(KVASIR_CFG) --out-dir $(BEFORE_AFTER_DIR) \
+	$(PY) tools/kdml_before_after.py $(KVASIR_CFG) --out-dir $(BEFORE_AFTER_DIR) --jobs $(JOBS) \
 		--seeds $(SEEDS) $(if $(STAGES),--stages $(STAGES)) $(KVASIR_SAMPLE_OPTS) $(KVASIR_TRAIN_OPTS)
 
 # Issue 17's detection evidence: the 10-class multi-article Fashion-MNIST set (teacher alone
@@ -61,7 +64,7 @@ compare-fashion-det: env
 	test -f data/fashion_det_multi/annotations/val.json || \
 		$(PY) tools/data/make_fashion_det.py --multi --out data/fashion_det_multi
 	$(PY) tools/compare_kdml.py $(FASHION_DET_MULTI_CFG) --out-dir work_dirs/compare_fashion_det_multi \
-		--seeds $(SEEDS5) --from-scratch --metrics AP AP50 mIoU --significance AP
+		--seeds $(SEEDS5) --from-scratch --metrics AP AP50 mIoU --significance AP --jobs $(JOBS)
 
 # Issue 22's detector-distillation comparison on the same set: offline teacher -> one student,
 # student alone / mmdet's LD / mmkd KD + each term / best combination (+ 2 students and ML),
@@ -72,7 +75,7 @@ compare-detector-kd: env
 	test -f data/fashion_det_multi/annotations/val.json || \
 		$(PY) tools/data/make_fashion_det.py --multi --out data/fashion_det_multi
 	$(PY) tools/compare_detector_kd.py $(DET_KD_CFG) --out-dir $(DET_KD_DIR) --seeds $(SEEDS5) \
-		--from-scratch
+		--from-scratch --jobs $(JOBS)
 
 demo-cifar: env
 	$(PY) tools/train.py $(CIFAR_CFG) --data-root data/cifar100_sample --work-dir $(CIFAR_DIR) \
@@ -91,7 +94,7 @@ PARTS ?= selfdistill cls det
 FASHION_DIR ?= work_dirs/fashion_mnist
 reproduce: env
 	$(PY) tools/reproduce_fashion_mnist.py --out-dir $(FASHION_DIR) --parts $(PARTS) \
-		--seeds $(SEEDS) $(if $(ROWS),--rows $(ROWS))
+		--seeds $(SEEDS) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS))
 
 test: env
 	$(PY) -m pytest tests -q -p no:cacheprovider

@@ -22,7 +22,7 @@ from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.detector_kd_variants import (SINGLE, TERMS, choose_best,
                                                    comparison_report, comparison_runs,
                                                    phase2_groups, write_variant_configs)
-from mmkd.experiments.seeded_runs import execute_all, write_report
+from mmkd.experiments.seeded_runs import add_jobs_argument, execute_all, write_report
 
 
 def parse_args():
@@ -40,6 +40,7 @@ def parse_args():
     parser.add_argument('--phase1-only', action='store_true',
                         help='stop after the single-term runs')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    add_jobs_argument(parser)
     return parser.parse_args()
 
 
@@ -50,13 +51,13 @@ def main():
     paths = write_variant_configs(cfg, args.out_dir, args.from_scratch)
     runs = comparison_runs(paths, args.seeds, SINGLE)
     print(f'phase 1: {len(runs)} runs into {args.out_dir}', flush=True)
-    results = execute_all(runs, args.out_dir)
+    results = execute_all(runs, args.out_dir, jobs=args.jobs)
     best = args.best if args.best is not None else choose_best(results)
     if not args.phase1_only:
         print(f'phase 2: best combination = kd + {" + ".join(best) or "nothing"}', flush=True)
         paths = write_variant_configs(cfg, args.out_dir, args.from_scratch, best)
         runs = comparison_runs(paths, args.seeds, phase2_groups(best))
-        results = execute_all(runs, args.out_dir)
+        results = execute_all(runs, args.out_dir, jobs=args.jobs)
     write_report(comparison_report(results, best=None if args.phase1_only else best), results,
                  start, args.out_dir)
 

@@ -20,7 +20,7 @@ from mmengine.config import DictAction
 from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.kdml_variants import (check_metrics, comparison_report, comparison_runs,
                                             default_metrics, write_variant_configs)
-from mmkd.experiments.seeded_runs import execute_all, write_report
+from mmkd.experiments.seeded_runs import add_jobs_argument, execute_all, write_report
 
 
 def parse_args():
@@ -41,6 +41,7 @@ def parse_args():
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides applied to the KD + ML config before the variants '
                         'are derived (the same budget for every variant)')
+    add_jobs_argument(parser)
     return parser.parse_args()
 
 
@@ -52,7 +53,7 @@ def main():
     print(f'{len(runs)} runs ({len(args.seeds)} seeds x {len(runs) // len(args.seeds)}) '
           f'into {args.out_dir}', flush=True)
     start = time.time()
-    results = execute_all(runs, args.out_dir)
+    results = execute_all(runs, args.out_dir, jobs=args.jobs)
     metrics = args.metrics or default_metrics(results)
     check_metrics(results, metrics)
     report = comparison_report(results, len(cfg.model.students), metrics,

@@ -26,8 +26,9 @@ from mmengine.config import Config, DictAction
 
 from mmkd.experiments.comparison_config import comparison_config
 from mmkd.experiments.kdml_variants import check_metrics, default_metrics
-from mmkd.experiments.seeded_runs import (Run, collect, dump_config, execute_all, markdown_table,
-                                          mean_std, model_table, p_cell, write_report)
+from mmkd.experiments.seeded_runs import (Run, add_jobs_argument, collect, dump_config,
+                                          execute_all, markdown_table, mean_std, model_table,
+                                          p_cell, write_report)
 from mmkd.utils.pretrained import from_scratch
 
 STAGES = (
@@ -89,6 +90,7 @@ def main():
     parser.add_argument('--metrics', nargs='+', help='metrics to tabulate (default: the '
                         "task's, as tools/compare_kdml.py chooses them)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    add_jobs_argument(parser)
     args = parser.parse_args()
     cfg = comparison_config(args)
     if args.from_scratch:
@@ -105,7 +107,7 @@ def main():
     # seed-major order: an interrupted comparison has every stage of the first seeds
     runs.sort(key=lambda r: (r.seed, stages.index(r.group)))
     start = time.time()
-    results = execute_all(runs, args.out_dir)
+    results = execute_all(runs, args.out_dir, jobs=args.jobs)
     metrics = args.metrics or default_metrics(results)
     check_metrics(results, metrics)
     write_report(report(results, stages, len(cfg.model.students), metrics), results, start,

@@ -46,8 +46,9 @@ from mmengine.config import Config
 from mmkd.datasets.fashion_mnist_dataset import DEFAULT_DATA_ROOT, find_idx_file
 from mmkd.experiments.kdml_variants import (comparison_report, comparison_runs,
                                             write_variant_configs)
-from mmkd.experiments.seeded_runs import (REPO_ROOT, Run, dump_config, execute_all,
-                                          markdown_table, mean_std, p_cell, run_dir)
+from mmkd.experiments.seeded_runs import (REPO_ROOT, Run, add_jobs_argument, dump_config,
+                                          execute_all, markdown_table, mean_std, p_cell,
+                                          run_dir)
 from mmkd.utils import register_all_modules, set_data_root
 
 SELF_DISTILL_CFG = 'configs/fashion_mnist/multi-exit_r18w8_1xb128-5e_fashion-mnist.py'
@@ -141,7 +142,7 @@ def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
                             options=[f'val_evaluator.save_predictions={preds}']))
     head = paired * len(args.seeds)
     runs[:head] = sorted(runs[:head], key=lambda r: args.seeds.index(r.seed))  # stable
-    results = finished(runs, out_dir) if args.no_train else execute_all(runs, out_dir)
+    results = finished(runs, out_dir) if args.no_train else execute_all(runs, out_dir, jobs=args.jobs)
     if any(r['name'] == f'{FULL_METHOD}_s{args.seeds[0]}' for r in results):
         figures(out_dir, f'{FULL_METHOD}_s{args.seeds[0]}')
     if curves and results:
@@ -239,7 +240,8 @@ def welch_table(values, rows) -> str:
 def kdml_part(args, out_dir: str, cfg: Config, metrics, significance, title: str) -> str:
     """Paper B's five variants (and the teacher trained alone) of ``cfg`` over the seeds."""
     paths = write_variant_configs(cfg, out_dir, scratch=True)
-    results = execute_all(comparison_runs(paths, args.seeds), out_dir)
+    results = execute_all(comparison_runs(paths, args.seeds), out_dir,
+                          jobs=args.jobs)
     return f'### {title}\n\n' + comparison_report(results, len(cfg.model.students), metrics,
                                                   significance)
 
@@ -272,6 +274,7 @@ def main():
     parser.add_argument('--rows', nargs='+', metavar='ROW',
                         help='self-distillation parts: only these rows, e.g. baseline pskd '
                         'pskd-byot-dmfl-grad (default: all of the part\'s rows)')
+    add_jobs_argument(parser)
     args = parser.parse_args()
     if len(args.seeds) < 3:
         print(f'note: {len(args.seeds)} seed(s); the README tables use 3', flush=True)

@@ -12,6 +12,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -176,9 +177,11 @@ def read_result(path: str) -> Dict[str, object]:
     return record
 
 
-def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, object]:
+def execute(run: Run, out_dir: str, python: str = sys.executable,
+            env: Optional[Dict[str, str]] = None) -> Dict[str, object]:
     """Train ``run`` (unless its result exists, made with the same resolved config:
-    :func:`resolved_run`) and return its result record."""
+    :func:`resolved_run`) and return its result record. ``env``: the training process's
+    environment (default: this one's)."""
     folder = run_dir(out_dir, run.name)
     result_path = osp.join(folder, 'result.json')
     run_path = osp.join(folder, 'run.json')
@@ -210,7 +213,8 @@ def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, o
     cmd += ['--cfg-options', f'randomness.seed={run.seed}', *options]
     start = time.time()
     with open(osp.join(folder, 'train.log'), 'a') as logfile:
-        proc = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        proc = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                              env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'run {run.name} failed (exit {proc.returncode}); see '
                            f'{osp.join(folder, "train.log")}\ncommand: {" ".join(cmd)}')
@@ -224,21 +228,77 @@ def execute(run: Run, out_dir: str, python: str = sys.executable) -> Dict[str, o
     return record
 
 
-def execute_all(runs: Sequence[Run], out_dir: str, log=print) -> List[Dict[str, object]]:
-    """Run every run in order, printing progress with an ETA from the runs timed so far;
-    all their records are written to ``<out_dir>/results.json`` at the end."""
-    results, timed = [], []
-    for i, run in enumerate(runs):
-        done = osp.exists(osp.join(run_dir(out_dir, run.name), 'result.json'))
-        start = time.time()
-        record = execute(run, out_dir)
-        results.append(record)
-        if not done:
-            timed.append(time.time() - start)
-        left = len(runs) - i - 1
-        eta = f', ETA {np.mean(timed) * left / 60:.1f} min' if timed and left else ''
-        log(f'[{i + 1}/{len(runs)}] {run.name}: {"cached" if done else "trained"} in '
-            f'{record["seconds"]:.0f} s{eta}', flush=True)
+def add_jobs_argument(parser) -> None:
+    """The ``--jobs`` option of the comparison tools (:func:`execute_all`'s ``jobs``)."""
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (default 1); each run waits for the '
+                        'teacher it loads. Without OMP_NUM_THREADS set, each run gets '
+                        'cpu_count // jobs threads; on one GPU the runs share it')
+
+
+def execute_all(runs: Sequence[Run], out_dir: str, log=print,
+                jobs: int = 1) -> List[Dict[str, object]]:
+    """Run every run, printing progress with an ETA from the runs timed so far; all their
+    records are written to ``<out_dir>/results.json`` at the end, in ``runs``' order.
+
+    ``jobs`` runs train at once (subprocesses, each started when the run named by its
+    ``after`` has finished). Without ``OMP_NUM_THREADS`` in the environment each gets
+    ``OMP_NUM_THREADS = MKL_NUM_THREADS = max(1, cpu_count // jobs)``: several runs with
+    every core each would spin against each other. A failed run stops new runs from
+    starting; the runs under way finish (their results are kept), then its error is raised.
+
+    Raises:
+        ValueError: ``jobs`` below 1.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f'--jobs must be an integer >= 1, got {jobs!r}')
+    env = None
+    if jobs > 1 and 'OMP_NUM_THREADS' not in os.environ:
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        log(f'{jobs} runs at once, {threads} thread(s) each (OMP_NUM_THREADS)', flush=True)
+    names = {run.name for run in runs}
+    results: List[Optional[Dict[str, object]]] = [None] * len(runs)
+    timed, finished, failure = [], set(), None
+    waiting = list(range(len(runs)))
+    running: Dict[futures.Future, tuple] = {}
+
+    def ready(i):
+        after = runs[i].after
+        return after is None or after not in names or after in finished
+
+    with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        while waiting or running:
+            while failure is None and len(running) < jobs:
+                i = next((i for i in waiting if ready(i)), None)
+                if i is None:
+                    break
+                waiting.remove(i)
+                cached = osp.exists(osp.join(run_dir(out_dir, runs[i].name), 'result.json'))
+                future = pool.submit(execute, runs[i], out_dir, env=env)
+                running[future] = (i, cached, time.time())
+            if not running:
+                break  # after a failure: nothing more starts
+            done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            for future in done:
+                i, cached, start = running.pop(future)
+                try:
+                    record = future.result()
+                except Exception as e:  # noqa: BLE001 -- re-raised once the others end
+                    failure = failure or e
+                    continue
+                results[i] = record
+                finished.add(runs[i].name)
+                if not cached:
+                    timed.append(time.time() - start)
+                left = len(waiting) + len(running)
+                eta = (f', ETA {np.mean(timed) * math.ceil(left / jobs) / 60:.1f} min'
+                       if timed and left else '')
+                log(f'[{len(finished)}/{len(runs)}] {runs[i].name}: '
+                    f'{"cached" if cached else "trained"} in {record["seconds"]:.0f} s{eta}',
+                    flush=True)
+    if failure is not None:
+        raise failure
     with open(osp.join(out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     return results

@@ -19,7 +19,7 @@ def fake_train(monkeypatch, tmp_path):
     validation line (``metrics``) into the run's work dir."""
     calls = []
 
-    def run(cmd, stdout, stderr, cwd):
+    def run(cmd, stdout, stderr, cwd, env=None):
         calls.append(cmd)
         work = cmd[cmd.index('--work-dir') + 1]
         os.makedirs(os.path.join(work, '20260101_000000', 'vis_data'), exist_ok=True)

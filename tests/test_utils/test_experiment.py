@@ -38,7 +38,7 @@ def test_final_metrics_names_the_folder_without_logs(tmp_path):
 def test_execute_trains_once_then_reads_the_result(tmp_path, monkeypatch):
     calls = []
 
-    def fake_train(cmd, stdout, stderr, cwd):
+    def fake_train(cmd, stdout, stderr, cwd, env=None):
         calls.append(cmd)
         work = cmd[cmd.index('--work-dir') + 1]
         os.makedirs(work, exist_ok=True)

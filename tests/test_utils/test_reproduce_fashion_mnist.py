@@ -116,7 +116,7 @@ def test_no_train_reports_finished_runs_only(tmp_path, monkeypatch):
         json.dump(done, f)
     part = TOOL['self_distill_part']
     monkeypatch.setitem(part.__globals__, 'execute_all', lambda *a, **k: 1 / 0)
-    args = SimpleNamespace(data_root=None, full=False, seeds=[0, 1], no_train=True)
+    args = SimpleNamespace(data_root=None, full=False, seeds=[0, 1], no_train=True, jobs=1)
     report = part(args, out, TOOL['LONG_SELF_DISTILL_CFG'], rows)
     assert '| baseline (1) | 20.00 ± 0.00 |' in report
     assert '| + PS-KD (0) | n/a |' in report
@@ -125,16 +125,22 @@ def test_no_train_reports_finished_runs_only(tmp_path, monkeypatch):
 
 
 def test_paired_rows_run_first_seed_by_seed(tmp_path, monkeypatch):
-    order = []
+    order, jobs_seen = [], []
+
+    def execute_all(runs, out, jobs):
+        order.extend(r.name for r in runs)
+        jobs_seen.append(jobs)
+        return []
+
     part = TOOL['self_distill_part']
-    monkeypatch.setitem(part.__globals__, 'execute_all',
-                        lambda runs, out: order.extend(r.name for r in runs) or [])
-    args = SimpleNamespace(data_root=None, full=False, seeds=[2, 0], no_train=False)
+    monkeypatch.setitem(part.__globals__, 'execute_all', execute_all)
+    args = SimpleNamespace(data_root=None, full=False, seeds=[2, 0], no_train=False, jobs=2)
     part(args, str(tmp_path), TOOL['LONG_SELF_DISTILL_CFG'], TOOL['LONG_SELF_DISTILL_ROWS'],
          paired=2)
     assert order == ['baseline_s2', 'pskd_s2', 'baseline_s0', 'pskd_s0',
                      'pskd-byot-dmfl-grad_s2', 'pskd-byot-dmfl-grad_s0', 'byot_s2', 'byot_s0',
                      'dmfl-grad_s2', 'dmfl-grad_s0']
+    assert jobs_seen == [2]  # --jobs reaches execute_all
 
 
 def test_missing_files_in_a_custom_folder_are_an_error(tmp_path):
