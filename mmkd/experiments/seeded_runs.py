@@ -4,6 +4,7 @@ resumable per finished run, and prints the papers' table forms (mean ± std over
 Each run is a subprocess (a fresh mmengine Runner, nothing shared between runs). Its final
 validation metrics are read from the run's ``scalars.json`` and kept in
 ``<out_dir>/runs/<name>/result.json``; a run with that file is not trained again."""
+import argparse
 import glob
 import json
 import math
@@ -228,9 +229,20 @@ def execute(run: Run, out_dir: str, python: str = sys.executable,
     return record
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be an integer >= 1, got {text!r}')
+    return value
+
+
 def add_jobs_argument(parser) -> None:
-    """The ``--jobs`` option of the comparison tools (:func:`execute_all`'s ``jobs``)."""
-    parser.add_argument('--jobs', type=int, default=1,
+    """The ``--jobs`` option of the comparison tools (:func:`execute_all`'s ``jobs``),
+    checked when the command line is parsed."""
+    parser.add_argument('--jobs', type=_jobs, default=1,
                         help='runs trained at once (default 1); each run waits for the '
                         'teacher it loads. Without OMP_NUM_THREADS set, each run gets '
                         'cpu_count // jobs threads; on one GPU the runs share it')

@@ -1,6 +1,7 @@
 """execute_all(jobs=N) (the comparison tools' ``--jobs``): runs train side by side, each
 offline run after the teacher it loads, each with its share of the cores; the records come
 back in the runs' order; a failed run stops new runs while those under way finish."""
+import argparse
 import json
 import os
 import threading
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from mmkd.experiments import seeded_runs as experiment
-from mmkd.experiments.seeded_runs import Run, execute_all
+from mmkd.experiments.seeded_runs import Run, add_jobs_argument, execute_all
 
 
 class FakeTrain:
@@ -121,3 +122,14 @@ def test_a_failed_run_stops_new_runs_and_lets_the_others_finish(config, tmp_path
 def test_jobs_below_one_are_refused(tmp_path, jobs):
     with pytest.raises(ValueError, match=r'--jobs must be an integer >= 1, got '):
         execute_all([], str(tmp_path), jobs=jobs)
+
+
+@pytest.mark.parametrize('text', ['0', '-2', '1.5', 'two'])
+def test_the_jobs_option_is_checked_when_parsed(text, capsys):
+    parser = argparse.ArgumentParser(prog='compare_kdml.py')
+    add_jobs_argument(parser)
+    assert parser.parse_args(['--jobs', '3']).jobs == 3
+    assert parser.parse_args([]).jobs == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--jobs', text])
+    assert f"argument --jobs: must be an integer >= 1, got '{text}'" in capsys.readouterr().err
