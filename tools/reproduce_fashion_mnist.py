@@ -142,7 +142,8 @@ def self_distill_part(args, out_dir: str, config: str = SELF_DISTILL_CFG,
                             options=[f'val_evaluator.save_predictions={preds}']))
     head = paired * len(args.seeds)
     runs[:head] = sorted(runs[:head], key=lambda r: args.seeds.index(r.seed))  # stable
-    results = finished(runs, out_dir) if args.no_train else execute_all(runs, out_dir, jobs=args.jobs)
+    results = (finished(runs, out_dir) if args.no_train
+               else execute_all(runs, out_dir, jobs=args.jobs))
     if any(r['name'] == f'{FULL_METHOD}_s{args.seeds[0]}' for r in results):
         figures(out_dir, f'{FULL_METHOD}_s{args.seeds[0]}')
     if curves and results:
@@ -240,8 +241,7 @@ def welch_table(values, rows) -> str:
 def kdml_part(args, out_dir: str, cfg: Config, metrics, significance, title: str) -> str:
     """Paper B's five variants (and the teacher trained alone) of ``cfg`` over the seeds."""
     paths = write_variant_configs(cfg, out_dir, scratch=True)
-    results = execute_all(comparison_runs(paths, args.seeds), out_dir,
-                          jobs=args.jobs)
+    results = execute_all(comparison_runs(paths, args.seeds), out_dir, jobs=args.jobs)
     return f'### {title}\n\n' + comparison_report(results, len(cfg.model.students), metrics,
                                                   significance)
 

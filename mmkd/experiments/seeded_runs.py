@@ -288,12 +288,12 @@ def execute_all(runs: Sequence[Run], out_dir: str, log=print,
                 waiting.remove(i)
                 cached = osp.exists(osp.join(run_dir(out_dir, runs[i].name), 'result.json'))
                 future = pool.submit(execute, runs[i], out_dir, env=env)
-                running[future] = (i, cached, time.time())
+                running[future] = (i, cached)
             if not running:
                 break  # after a failure: nothing more starts
             done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
             for future in done:
-                i, cached, start = running.pop(future)
+                i, cached = running.pop(future)
                 try:
                     record = future.result()
                 except Exception as e:  # noqa: BLE001 -- re-raised once the others end
@@ -302,7 +302,7 @@ def execute_all(runs: Sequence[Run], out_dir: str, log=print,
                 results[i] = record
                 finished.add(runs[i].name)
                 if not cached:
-                    timed.append(time.time() - start)
+                    timed.append(record['seconds'])
                 left = len(waiting) + len(running)
                 eta = (f', ETA {np.mean(timed) * math.ceil(left / jobs) / 60:.1f} min'
                        if timed and left else '')
