@@ -10,7 +10,8 @@ a finished run is not trained again, so an interrupted comparison resumes where 
 a run recorded under another resolved config (another budget, other overrides) is refused,
 not mixed into the table, and every recorded result is checked (JSON, finite, % in [0, 100]).
 The report is written to ``<out-dir>/report.md``, every run's record to
-``<out-dir>/results.json``.
+``<out-dir>/results.json``. ``--variants`` trains and tabulates a subset (the offline
+variant brings its teacher).
 """
 import argparse
 import time
@@ -18,8 +19,9 @@ import time
 from mmengine.config import DictAction
 
 from mmkd.experiments.comparison_config import comparison_config
-from mmkd.experiments.kdml_variants import (check_metrics, comparison_report, comparison_runs,
-                                            default_metrics, write_variant_configs)
+from mmkd.experiments.kdml_variants import (GROUPS, check_metrics, comparison_report,
+                                            comparison_runs, default_metrics,
+                                            write_variant_configs)
 from mmkd.experiments.seeded_runs import add_jobs_argument, execute_all, write_report
 
 
@@ -41,6 +43,9 @@ def parse_args():
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides applied to the KD + ML config before the variants '
                         'are derived (the same budget for every variant)')
+    parser.add_argument('--variants', nargs='+', choices=GROUPS, metavar='VARIANT',
+                        help='train and tabulate only these (default: all of '
+                        f'{" ".join(GROUPS)}); kdml-offline brings the teacher along')
     add_jobs_argument(parser)
     return parser.parse_args()
 
@@ -49,7 +54,7 @@ def main():
     args = parse_args()
     cfg = comparison_config(args)
     paths = write_variant_configs(cfg, args.out_dir, scratch=args.from_scratch)
-    runs = comparison_runs(paths, args.seeds)
+    runs = comparison_runs(paths, args.seeds, variants=args.variants)
     print(f'{len(runs)} runs ({len(args.seeds)} seeds x {len(runs) // len(args.seeds)}) '
           f'into {args.out_dir}', flush=True)
     start = time.time()

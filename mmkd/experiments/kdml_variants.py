@@ -4,7 +4,7 @@ reproduction command."""
 import copy
 import os
 import os.path as osp
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.config import Config
@@ -16,6 +16,8 @@ from .seeded_runs import Run, dump_config, markdown_table, mean_std, model_table
 # (group, column label) in paper B's order, students trained alone first.
 VARIANTS = (('alone', 'students alone'), ('kd', 'KD'), ('ml', 'ML'),
             ('kdml', 'KD + ML (On)'), ('kdml-offline', 'KD + ML (Off)'))
+# What --variants names: the teacher trained alone and every column above.
+GROUPS = ('teacher', *(group for group, _ in VARIANTS))
 
 
 def _with_model(cfg: Config, model: dict, ramp: bool = True) -> Config:
@@ -74,14 +76,32 @@ def write_variant_configs(cfg: Config, out_dir: str, scratch: bool) -> Dict[str,
 
 
 def comparison_runs(paths: Dict[str, str], seeds: Sequence[int],
-                    extra_args: Sequence[str] = ()) -> List[Run]:
-    """Every (variant, seed) run, each seed's teacher before the offline run that loads it."""
+                    extra_args: Sequence[str] = (),
+                    variants: Optional[Sequence[str]] = None) -> List[Run]:
+    """Every (variant, seed) run, each seed's teacher before the offline run that loads it.
+
+    ``variants``: the groups to train (default: all of :data:`VARIANTS` and the teacher
+    trained alone); the offline variant brings its teacher along.
+
+    Raises:
+        ValueError: A name in ``variants`` that is not a group.
+    """
+    chosen = set(GROUPS if variants is None else variants)
+    unknown = sorted(chosen - set(GROUPS))
+    if unknown:
+        raise ValueError(f'--variants {" ".join(unknown)}: not a variant; choose from '
+                         f'{" ".join(GROUPS)}')
+    if 'kdml-offline' in chosen:
+        chosen.add('teacher')
     runs = []
     for seed in seeds:
         teacher = Run(f'teacher_s{seed}', paths['teacher'], seed=seed, group='teacher',
                       extra_args=list(extra_args))
-        runs.append(teacher)
+        if 'teacher' in chosen:
+            runs.append(teacher)
         for group, _ in VARIANTS:
+            if group not in chosen:
+                continue
             # '{after}' becomes the teacher run's final checkpoint when the run starts.
             options = ['model.teacher_ckpt={after}'] if group == 'kdml-offline' else []
             runs.append(Run(f'{group}_s{seed}', paths[group], options=options, seed=seed,
@@ -104,8 +124,9 @@ def comparison_report(results: Sequence[dict], num_students: int, metrics: Seque
                 r['metrics'] = {**r['metrics'], **{
                     k: v for k, v in seed_teacher[0]['metrics'].items()
                     if k.startswith('teacher/')}}
-    groups = [g for g, _ in VARIANTS]
-    labels = [label for _, label in VARIANTS]
+    trained = {r['group'] for r in results}  # a --variants subset: its columns only
+    groups = [g for g, _ in VARIANTS if g in trained]
+    labels = [label for g, label in VARIANTS if g in trained]
     models = ['teacher', *[f'student{k}' for k in range(num_students)], 'ensemble']
     seeds = sorted({r['seed'] for r in results})
     parts = []
@@ -121,16 +142,18 @@ def comparison_report(results: Sequence[dict], num_students: int, metrics: Seque
 def significance_table(results: Sequence[dict], metric: str) -> str:
     """Welch's t-test p of each KD + ML ensemble's ``metric`` against the KD-only ensemble
     (paper B's "*") and against the students-alone ensemble; 'n/a' where a side has fewer
-    than two seeds."""
+    than two seeds; one row per KD + ML variant that has runs."""
     def values(group):
         return [r['metrics'][f'ensemble/{metric}'] for r in results
                 if r['group'] == group and f'ensemble/{metric}' in r['metrics']]
 
     kd, alone = values('kd'), values('alone')
-    rows = [[dict(VARIANTS)[group], mean_std(values(group)) if values(group) else '—',
-             mean_std(kd) if kd else '—', p_cell(values(group), kd),
-             mean_std(alone) if alone else '—', p_cell(values(group), alone)]
-            for group in ('kdml', 'kdml-offline')]
+    rows = [[dict(VARIANTS)[group], mean_std(values(group)), mean_std(kd) if kd else '—',
+             p_cell(values(group), kd), mean_std(alone) if alone else '—',
+             p_cell(values(group), alone)]
+            for group in ('kdml', 'kdml-offline') if values(group)]
+    if not rows:
+        return f"Welch's t-test, ensemble {metric}: no KD + ML variant was trained."
     return (f"Welch's t-test, ensemble {metric}, each KD + ML ensemble against the KD-only "
             'ensemble (paper B\'s "*") and against the students-alone ensemble:\n\n' +
             markdown_table(['variant', 'ensemble', 'KD ensemble', 'p vs KD',

@@ -154,3 +154,11 @@ def test_a_repeated_seed_is_refused(tool, tmp_path):
         tool('compare_kdml', 'configs/kvasir_kdml_v3.py', '--out-dir', tmp_path / 'o',
              '--seeds', '0', '0')
     assert not (tmp_path / 'o').exists()
+
+
+def test_an_unknown_variant_is_refused_when_parsed(tool, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        tool('compare_kdml', 'configs/kvasir_kdml_v3.py', '--out-dir', tmp_path / 'o',
+             '--variants', 'kd', 'offline')
+    assert "argument --variants: invalid choice: 'offline'" in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()

@@ -130,6 +130,21 @@ def test_runs_put_each_seed_teacher_before_its_offline_run():
     assert offline.after == 'teacher_s1' and offline.options == ['model.teacher_ckpt={after}']
 
 
+
+def test_variants_train_only_the_named_columns():
+    paths = {g: f'{g}.py' for g in ('teacher', 'alone', 'kd', 'ml', 'kdml', 'kdml-offline')}
+    runs = comparison_runs(paths, [0, 1], variants=['kdml', 'alone', 'kd'])
+    # paper B's order within a seed, whatever order they are named in; no teacher run
+    assert [r.name for r in runs] == ['alone_s0', 'kd_s0', 'kdml_s0',
+                                      'alone_s1', 'kd_s1', 'kdml_s1']
+    # the offline variant brings the teacher it loads
+    runs = comparison_runs(paths, [3], variants=['kdml-offline'])
+    assert [r.name for r in runs] == ['teacher_s3', 'kdml-offline_s3']
+    assert runs[1].after == 'teacher_s3'
+    with pytest.raises(ValueError, match='--variants offline: not a variant; choose from '
+                       'teacher alone kd ml kdml kdml-offline'):
+        comparison_runs(paths, [0], variants=['kd', 'offline'])
+
 def result(group, seed, **metrics):
     return dict(group=group, seed=seed, seconds=1.0, metrics=metrics)
 
@@ -161,6 +176,22 @@ def test_report_is_paper_b_table_2_form():
     # two seeds leave one other seed per run: no leave-one-out std, nothing flagged
     assert lines[-1].endswith('seeds: none.')
 
+
+
+def test_report_of_a_variants_subset_has_its_columns_only():
+    results = []
+    for s in (0, 1, 2):
+        results += [result('alone', s, **{'student0/acc': 80.0, 'ensemble/acc': 80.0 + s}),
+                    result('kdml', s, **{'teacher/acc': 89.0, 'student0/acc': 84.0,
+                                         'ensemble/acc': 85.0 + s})]
+    lines = comparison_report(results, 1, ['acc'], 'acc').splitlines()
+    assert '| model | students alone | KD + ML (On) |' in lines
+    assert '| ensemble | 81.00 ± 1.00 | 86.00 ± 1.00 |' in lines
+    # one Welch row, for the KD + ML variant that ran, no KD side; vs alone t = 6.12, 4 df
+    rows = [line for line in lines if line.startswith('| KD + ML')]
+    assert rows == ['| KD + ML (On) | 86.00 ± 1.00 | — | n/a | 81.00 ± 1.00 | 0.004 |']
+    only_alone = comparison_report(results[::2], 1, ['acc'], 'acc')
+    assert "Welch's t-test, ensemble acc: no KD + ML variant was trained." in only_alone
 
 def test_collapse_check_flags_a_run_far_below_its_other_seeds():
     ens = [70.0, 71.0, 72.0, 71.0, 40.0]  # seed 4: others 71.00 ± 0.82, floor 68.55
