@@ -31,6 +31,19 @@ def _with_model(cfg: Config, model: dict, ramp: bool = True) -> Config:
     return out
 
 
+def _without_teacher_terms(model: dict, peers: bool = True) -> dict:
+    """The detector terms a variant without a teacher cannot keep: cross-head KD (the
+    student's features through the teacher's head) and feature KD unless it also distils
+    from the peers (``peers=False``: none at all, the students alone)."""
+    out = {}
+    if model.get('cross_kd') is not None:
+        out['cross_kd'] = None
+    feature_kd = model.get('feature_kd')
+    if feature_kd is not None and not (peers and feature_kd.get('peers', False)):
+        out['feature_kd'] = None
+    return out
+
+
 def variant_configs(cfg: Config) -> Dict[str, Config]:
     """``{'teacher': …, 'alone': …, 'kd': …, 'ml': …, 'kdml': …, 'kdml-offline': …}``.
 
@@ -38,7 +51,9 @@ def variant_configs(cfg: Config) -> Dict[str, Config]:
     variant keeps its data, schedule and seed handling; only the model changes:
     ``teacher`` is the teacher trained alone (whose checkpoint the offline variant loads,
     ``teacher_ckpt`` is filled in per seed by :func:`comparison_runs`), ``alone`` drops the
-    teacher and mutual learning, ``kd`` drops mutual learning, ``ml`` drops the teacher.
+    teacher and mutual learning, ``kd`` drops mutual learning, ``ml`` drops the teacher;
+    with the teacher go its detector terms (cross-head KD, feature KD to the teacher), and
+    the students alone keep no feature KD between them either.
     """
     from mmkd.models.distillers import resolve_model_cfg
     model = cfg.model
@@ -50,9 +65,10 @@ def variant_configs(cfg: Config) -> Dict[str, Config]:
         teacher['data_preprocessor'] = copy.deepcopy(model.data_preprocessor)
     out = {'teacher': _with_model(cfg, teacher, ramp=False)}
     name_lone_model(out['teacher'], 'teacher')
-    out['alone'] = _with_model(cfg, dict(model, teacher=None, ml_weight=0.0))
+    out['alone'] = _with_model(cfg, dict(model, teacher=None, ml_weight=0.0,
+                                         **_without_teacher_terms(model, peers=False)))
     out['kd'] = _with_model(cfg, dict(model, ml_weight=0.0))
-    out['ml'] = _with_model(cfg, dict(model, teacher=None))
+    out['ml'] = _with_model(cfg, dict(model, teacher=None, **_without_teacher_terms(model)))
     out['kdml'] = _with_model(cfg, dict(model))
     # The offline variant keeps the ramp: its teacher is trained, but its students and ML
     # peers start random (5 seeds on the multi-article Fashion-MNIST detection set: ensemble

@@ -12,6 +12,7 @@ from mmkd.experiments.seeded_runs import (Run, execute, final_metrics, mean_std,
                                           welch_p)
 
 CLS_CFG = 'configs/fashion_mnist/kdml_r18w16-to-r18w8x2_1xb64-4e_fashion-mnist.py'
+DET_C32_CFG = 'configs/fashion_mnist/det-kd_gfl-r18w32c32-to-r18w8x2_1xb8-6e_fashion-det-multi.py'
 
 
 def write_scalars(work_dir, rows):
@@ -113,6 +114,30 @@ def test_variants_change_only_the_model():
         assert v.train_cfg == cfg.train_cfg and v.train_dataloader == cfg.train_dataloader
 
 
+@pytest.mark.parametrize('peers', [False, True])
+def test_variants_without_a_teacher_drop_its_detector_terms(peers):
+    # compare_kdml on a config with cross_kd failed at the students-alone run: 'model.cross_kd
+    # needs model.teacher'. Each variant is built here, as its first training step would.
+    from mmkd.registry import MODELS
+    from mmkd.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(DET_C32_CFG)
+    cfg.model.cross_kd = dict(layer=1)
+    cfg.model.feature_kd = dict(type='cwd', peers=peers)
+    variants = variant_configs(cfg)
+    for name in ('kd', 'kdml'):
+        assert variants[name].model.cross_kd == dict(layer=1)
+        assert variants[name].model.feature_kd.peers is peers
+    assert variants['alone'].model.cross_kd is None
+    assert variants['alone'].model.feature_kd is None
+    assert variants['ml'].model.cross_kd is None
+    # mutual learning keeps feature KD between the students when it has them as targets
+    assert (variants['ml'].model.feature_kd is None) is not peers
+    for name in ('alone', 'ml', 'kd'):
+        model = MODELS.build(variants[name].model)
+        assert (model.cross_kd is None) is (name != 'kd')
+
+
 def test_variants_need_an_online_kdml_config():
     cfg = Config.fromfile(CLS_CFG)
     cfg.model.teacher = None
@@ -128,7 +153,6 @@ def test_runs_put_each_seed_teacher_before_its_offline_run():
                          'kdml-offline_s0'] and len(runs) == 12
     offline = runs[11]
     assert offline.after == 'teacher_s1' and offline.options == ['model.teacher_ckpt={after}']
-
 
 
 def test_variants_train_only_the_named_columns():
