@@ -67,6 +67,8 @@ NOT_RUN = {
     'make compare-fashion-det': '30 trainings on the multi-article Fashion-MNIST set '
                                 '(tests/test_utils/test_experiment.py and test_bad_input/'
                                 "test_bad_compare.py cover compare_kdml's machinery)",
+    '--variants alone kd kdml': '15 trainings each on the multi-article Fashion-MNIST set '
+                                '(tests/test_utils/test_experiment.py covers --variants)',
     'make compare': "18 trainings of the main job (tests/test_bad_input/test_bad_compare.py "
                     "and test_utils/test_experiment.py cover compare_kdml's machinery)",
     'make bench': 'minutes of timing measurements',
