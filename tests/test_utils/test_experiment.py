@@ -118,9 +118,9 @@ def test_variants_change_only_the_model():
 def test_variants_without_a_teacher_drop_its_detector_terms(peers):
     # compare_kdml on a config with cross_kd failed at the students-alone run: 'model.cross_kd
     # needs model.teacher'. Each variant is built here, as its first training step would.
+    from mmengine.registry import DefaultScope
+
     from mmkd.registry import MODELS
-    from mmkd.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(DET_C32_CFG)
     cfg.model.cross_kd = dict(layer=1)
     cfg.model.feature_kd = dict(type='cwd', peers=peers)
@@ -133,9 +133,10 @@ def test_variants_without_a_teacher_drop_its_detector_terms(peers):
     assert variants['ml'].model.cross_kd is None
     # mutual learning keeps feature KD between the students when it has them as targets
     assert (variants['ml'].model.feature_kd is None) is not peers
-    for name in ('alone', 'ml', 'kd'):
-        model = MODELS.build(variants[name].model)
-        assert (model.cross_kd is None) is (name != 'kd')
+    with DefaultScope.overwrite_default_scope('mmkd'):  # whatever scope a test left
+        for name in ('alone', 'ml', 'kd'):
+            model = MODELS.build(variants[name].model)
+            assert (model.cross_kd is None) is (name != 'kd')
 
 
 def test_variants_need_an_online_kdml_config():
