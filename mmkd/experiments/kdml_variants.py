@@ -164,10 +164,13 @@ def significance_table(results: Sequence[dict], metric: str) -> str:
                 if r['group'] == group and f'ensemble/{metric}' in r['metrics']]
 
     kd, alone = values('kd'), values('alone')
-    rows = [[dict(VARIANTS)[group], mean_std(values(group)), mean_std(kd) if kd else '—',
-             p_cell(values(group), kd), mean_std(alone) if alone else '—',
-             p_cell(values(group), alone)]
-            for group in ('kdml', 'kdml-offline') if values(group)]
+    kd_cell, alone_cell = (mean_std(v) if v else '—' for v in (kd, alone))
+    rows = []
+    for group in ('kdml', 'kdml-offline'):
+        ensemble = values(group)
+        if ensemble:
+            rows.append([dict(VARIANTS)[group], mean_std(ensemble), kd_cell,
+                         p_cell(ensemble, kd), alone_cell, p_cell(ensemble, alone)])
     if not rows:
         return f"Welch's t-test, ensemble {metric}: no KD + ML variant was trained."
     return (f"Welch's t-test, ensemble {metric}, each KD + ML ensemble against the KD-only "
